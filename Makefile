@@ -1,0 +1,38 @@
+# The two commands a newcomer runs: `make demo` and `make test`.
+#
+# torch: on a machine with no torch in .venv we install $(TORCH) (the CPU build, which pip finds
+# on this project's machines); a .venv that already has a torch build keeps it. Elsewhere, pick
+# your own build, e.g.  make TORCH="torch --index-url https://download.pytorch.org/whl/cpu" test
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "$(TORCH)"
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.torch
+	$(BIN)/python -m pip install -e ".[test]"
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/python -m reglab.examples.moons
+
+test: $(VENV)/.installed-test
+	KERAS_BACKEND=torch $(BIN)/python -m pytest
+
+bench: $(VENV)/.installed-test
+	KERAS_BACKEND=torch $(BIN)/python benchmarks/engine.py
+
+clean:
+	rm -rf $(VENV)

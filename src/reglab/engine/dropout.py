@@ -1,0 +1,60 @@
+"""Dropout (Keras ``layers.Dropout`` semantics) on the hidden layers.
+
+At training time each hidden unit is kept with probability ``1 - rate`` and kept units are scaled
+by ``1 / (1 - rate)`` (inverted dropout), so nothing changes at inference. The mask of member k
+in layer l at (epoch, step) is drawn from the key ``(seed_k, epoch, step, layer)``: it is the same
+whichever members share the population.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import checks, rng
+from .model import Architecture
+from .pieces import Piece, StepContext, Technique, member_column
+
+_DROPOUT_STREAM = 1
+
+
+@dataclass(frozen=True)
+class Dropout(Technique):
+    """``rate``: one rate for every hidden layer, or a list with one rate per hidden layer, each in [0, 1)."""
+
+    rate: float | tuple[float, ...] = 0.5
+    name = "dropout"
+
+    def rates(self, arch: Architecture) -> tuple[float, ...]:
+        check = lambda n, v: checks.number(n, v, lo=0.0, hi=1.0, hi_open=True)  # noqa: E731
+        return checks.per_layer("dropout", self.rate, len(arch.hidden), check)
+
+    def validate(self, arch: Architecture) -> None:
+        self.rates(arch)
+
+    @classmethod
+    def stack(cls, settings, arch, device, available_logs) -> Piece:
+        n = len(arch.hidden)
+        rows = [s.rates(arch) if s is not None else (0.0,) * n for s in settings]
+        return DropoutPiece(member_column(rows, device))
+
+
+class DropoutPiece(Piece):
+    def __init__(self, rates: torch.Tensor):
+        self.rates = rates  # (K, n_hidden)
+        self.keep = 1.0 - rates
+        # Layers where nobody drops anything are skipped; a zero rate is the identity anyway.
+        self.active_layers = set(torch.nonzero(rates.amax(0) > 0).flatten().tolist())
+
+    def hidden(self, h: torch.Tensor, layer: int, ctx: StepContext) -> torch.Tensor:
+        if layer not in self.active_layers:
+            return h
+        keys = rng.derive_keys(ctx.seeds, rng.STREAM_NOISE, _DROPOUT_STREAM, ctx.epoch, ctx.step, layer)
+        u = rng.uniform(keys, tuple(h.shape[1:]))
+        rate = self.rates[:, layer].view(-1, 1, 1)
+        keep = self.keep[:, layer].view(-1, 1, 1)
+        return torch.where(u >= rate, h / keep, torch.zeros((), dtype=h.dtype, device=h.device))
+
+    def select(self, index: torch.Tensor) -> DropoutPiece:
+        return DropoutPiece(self.rates[index])

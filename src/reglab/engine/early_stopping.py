@@ -1,0 +1,168 @@
+"""Early stopping per member, with Keras 3's ``EarlyStopping`` semantics and Lightning's extras.
+
+Keras 3 (``keras/src/callbacks/early_stopping.py``), at the end of every epoch from
+``start_from_epoch`` on:
+
+- the first monitored epoch is always an improvement (``best`` starts unset; a ``baseline`` does
+  *not* seed it), later ones improve when ``current - min_delta`` beats ``best`` (``+ min_delta``
+  in min mode), compared in float32 as ``keras.ops.less``/``greater`` do;
+- ``wait`` counts monitored epochs and is reset on an improvement that also beats the baseline;
+- without an improvement, training stops once ``wait >= patience``, never at epoch 0;
+- ``restore_best_weights`` restores the best epoch's weights at the end of training, also when
+  patience never ran out.
+
+From PyTorch Lightning: stop on a non-finite monitored value (``check_finite``), as soon as the
+value is better than ``stopping_threshold``, or worse than ``divergence_threshold``. These are
+checked after Keras's bookkeeping for the epoch; thresholds only from ``start_from_epoch`` on, the
+finite check always.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from . import checks
+from .pieces import REASON_CODE, Piece, StopDecision, Technique, member_column
+
+
+@dataclass(frozen=True)
+class EarlyStopping(Technique):
+    monitor: str = "val_loss"
+    min_delta: float = 0.0
+    patience: int = 0
+    mode: str = "auto"
+    baseline: float | None = None
+    restore_best_weights: bool = False
+    start_from_epoch: int = 0
+    check_finite: bool = True
+    stopping_threshold: float | None = None
+    divergence_threshold: float | None = None
+    name = "early_stopping"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.monitor, str):
+            checks.fail("early_stopping.monitor", self.monitor, "a metric name such as 'val_loss'")
+        checks.number("early_stopping.min_delta", self.min_delta)
+        checks.integer("early_stopping.patience", self.patience, lo=0)
+        checks.choice("early_stopping.mode", self.mode, ("auto", "min", "max"))
+        for field in ("baseline", "stopping_threshold", "divergence_threshold"):
+            value = getattr(self, field)
+            if value is not None:
+                checks.number(f"early_stopping.{field}", value)
+        for field in ("restore_best_weights", "check_finite"):
+            if not isinstance(getattr(self, field), bool):
+                checks.fail(f"early_stopping.{field}", getattr(self, field), "true or false")
+        checks.integer("early_stopping.start_from_epoch", self.start_from_epoch, lo=0)
+
+    def direction(self, available_logs: dict[str, str]) -> str:
+        """``"min"`` or ``"max"``; raises ``ValueError`` for a monitor the history will not hold."""
+        if self.monitor not in available_logs:
+            checks.choice("early_stopping.monitor", self.monitor, available_logs)
+        if self.mode != "auto":
+            return self.mode
+        return available_logs[self.monitor]
+
+    @classmethod
+    def stack(cls, settings, arch, device, available_logs) -> Piece:
+        monitors = {s.monitor for s in settings if s is not None}
+        for s in settings:
+            if s is not None:
+                s.direction(available_logs)
+        # Members without early stopping get a rule that never fires: infinite patience, no checks.
+        never = EarlyStopping(monitor=sorted(monitors)[0], patience=0, check_finite=False)
+        rows = [s if s is not None else never for s in settings]
+        col = lambda values, dtype=torch.float32: member_column(values, device, dtype)  # noqa: E731
+        nan = math.nan
+        state = {
+            "monitor_index": col([sorted(monitors).index(s.monitor) for s in rows], torch.int64),
+            "sign": col([1.0 if s.direction(available_logs) == "min" else -1.0 for s in rows]),
+            "min_delta": col([abs(s.min_delta) for s in rows], torch.float64),
+            "patience": col([s.patience if s is not never else math.inf for s in rows]),
+            "baseline": col([nan if s.baseline is None else s.baseline for s in rows]),
+            "start_from_epoch": col([s.start_from_epoch for s in rows], torch.int64),
+            "restore": col([s.restore_best_weights for s in rows], torch.bool),
+            "check_finite": col([s.check_finite for s in rows], torch.bool),
+            "stopping_threshold": col([nan if s.stopping_threshold is None else s.stopping_threshold for s in rows]),
+            "divergence_threshold": col([nan if s.divergence_threshold is None else s.divergence_threshold for s in rows]),
+            "enabled": col([s is not never for s in rows], torch.bool),
+            # Running state, Keras's names.
+            "best": col([nan] * len(rows)),
+            "has_best": col([False] * len(rows), torch.bool),
+            "wait": col([0] * len(rows), torch.int64),
+            "best_epoch": col([0] * len(rows), torch.int64),
+        }
+        return EarlyStoppingPiece(sorted(monitors), state, snapshot=None)
+
+
+class EarlyStoppingPiece(Piece):
+    def __init__(self, monitors: list[str], state: dict[str, torch.Tensor], snapshot: list[torch.Tensor] | None):
+        self.monitors = monitors
+        self.s = state
+        self.any_restore = bool(state["restore"].any())
+        self.snapshot = snapshot  # best weights, for members that restore them
+
+    def _current(self, logs: dict[str, torch.Tensor]) -> torch.Tensor:
+        values = torch.stack([logs[m] for m in self.monitors])  # (n_monitors, K)
+        return values.gather(0, self.s["monitor_index"].view(1, -1)).squeeze(0)
+
+    def on_epoch_end(self, epoch, logs, params) -> StopDecision:
+        s = self.s
+        current = self._current(logs)
+        sign = s["sign"]
+        monitored = s["enabled"] & (epoch >= s["start_from_epoch"])
+
+        # Keras: monitor_op(current - min_delta, best), min_delta negated in min mode, computed in
+        # float64 and compared in float32. In sign space (min: +v, max: -v) that is s*v + |d| < s*best.
+        shifted = (sign.double() * current.double() + s["min_delta"]).float()
+        improved = monitored & (~s["has_best"] | (shifted < sign * s["best"]))
+        wait = torch.where(monitored, s["wait"] + 1, s["wait"])
+        s["best"] = torch.where(improved, current, s["best"])
+        s["has_best"] = s["has_best"] | improved
+        s["best_epoch"] = torch.where(improved, torch.full_like(s["best_epoch"], epoch), s["best_epoch"])
+        beats_baseline = torch.isnan(s["baseline"]) | (shifted < sign * s["baseline"])
+        s["wait"] = torch.where(improved & beats_baseline, torch.zeros_like(wait), wait)
+
+        if self.any_restore:
+            take = improved & s["restore"]
+            if self.snapshot is None:
+                self.snapshot = [p.detach().clone() for p in params]
+            else:
+                for snap, p in zip(self.snapshot, params):
+                    mask = take.view(-1, *([1] * (p.dim() - 1)))
+                    snap.copy_(torch.where(mask, p.detach(), snap))
+
+        patience = monitored & ~improved & (s["wait"] >= s["patience"]) & (epoch > 0)
+        threshold = monitored & (sign * current < sign * s["stopping_threshold"])
+        divergence = monitored & (sign * current > sign * s["divergence_threshold"])
+        non_finite = s["enabled"] & s["check_finite"] & ~torch.isfinite(current)
+
+        reason = torch.zeros_like(s["wait"])
+        # Later assignments win: non-finite first, then the thresholds, then patience (Lightning's order).
+        for flag, name in (
+            (patience, "patience"),
+            (divergence, "divergence"),
+            (threshold, "stopping_threshold"),
+            (non_finite, "non_finite"),
+        ):
+            reason = torch.where(flag, torch.full_like(reason, REASON_CODE[name]), reason)
+        return StopDecision(stop=patience | threshold | divergence | non_finite, reason=reason)
+
+    def finalize(self, params):
+        if self.snapshot is None:
+            return params
+        use = self.s["restore"] & self.s["has_best"]
+        return [torch.where(use.view(-1, *([1] * (p.dim() - 1))), snap, p) for snap, p in zip(self.snapshot, params)]
+
+    def report(self):
+        enabled = self.s["enabled"]
+        return {
+            "best_epoch": torch.where(enabled & self.s["has_best"], self.s["best_epoch"], -1),
+            "restored": enabled & self.s["restore"] & self.s["has_best"],
+        }
+
+    def select(self, index):
+        snapshot = None if self.snapshot is None else [p[index] for p in self.snapshot]
+        return EarlyStoppingPiece(self.monitors, {k: v[index] for k, v in self.s.items()}, snapshot)

@@ -1,0 +1,146 @@
+"""A population of multilayer perceptrons: every parameter has the member axis first.
+
+Kernels are ``(K, fan_in, fan_out)`` and biases ``(K, fan_out)``; the population's parameters are
+the flat list ``[W0, b0, W1, b1, ...]``. Initialisation follows Keras's Dense defaults
+(Glorot-uniform kernels, zero biases), drawn from counter-based keys ``(seed, "init", layer)``.
+
+>>> import torch
+>>> arch = Architecture(n_inputs=2, hidden=(8, 8), task="binary")
+>>> params = init_params(arch, torch.tensor([0, 1, 2]))
+>>> [tuple(p.shape) for p in params]
+[(3, 2, 8), (3, 8), (3, 8, 8), (3, 8), (3, 8, 1), (3, 1)]
+>>> forward(arch, params, torch.zeros(3, 5, 2)).shape
+torch.Size([3, 5, 1])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from . import checks, rng
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "elu": F.elu,
+    # Keras 3's gelu defaults to the exact erf form (approximate=False), as torch's does.
+    "gelu": F.gelu,
+    "linear": lambda h: h,
+}
+
+TASKS = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The shape shared by every member of a population.
+
+    ``task`` picks the head: ``binary`` (one sigmoid unit on a logit), ``multiclass`` (softmax over
+    ``n_outputs`` classes) or ``regression`` (``n_outputs`` linear units).
+    """
+
+    n_inputs: int
+    hidden: tuple[int, ...] = (128, 128)
+    activation: str = "relu"
+    task: str = "binary"
+    n_outputs: int = 1
+
+    def __post_init__(self) -> None:
+        checks.integer("n_inputs", self.n_inputs, lo=1)
+        if not isinstance(self.hidden, (tuple, list)) or not all(
+            isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in self.hidden
+        ):
+            checks.fail("hidden", self.hidden, "a list of positive layer widths, e.g. [128, 128]")
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        checks.choice("activation", self.activation, ACTIVATIONS)
+        checks.choice("task", self.task, TASKS)
+        checks.integer("n_outputs", self.n_outputs, lo=1)
+        if self.task == "binary" and self.n_outputs != 1:
+            checks.fail("n_outputs", self.n_outputs, "1 for a binary task (one sigmoid unit)")
+        if self.task == "multiclass" and self.n_outputs < 2:
+            checks.fail("n_outputs", self.n_outputs, "the number of classes (>= 2) for a multiclass task")
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Units of every layer from the input to the output."""
+        return (self.n_inputs, *self.hidden, self.n_outputs)
+
+    @property
+    def n_layers(self) -> int:
+        """Number of Dense layers, the output layer included."""
+        return len(self.hidden) + 1
+
+    def kernels(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
+        return params[0::2]
+
+
+def glorot_limit(fan_in: int, fan_out: int) -> float:
+    return math.sqrt(6.0 / (fan_in + fan_out))
+
+
+def init_params(arch: Architecture, seeds: torch.Tensor, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """Glorot-uniform kernels in [-limit, limit) and zero biases, one set per seed."""
+    seeds = seeds.to(device)
+    params = []
+    widths = arch.widths
+    for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        keys = rng.derive_keys(seeds, rng.STREAM_INIT, layer)
+        u = rng.uniform(keys, (fan_in, fan_out))
+        limit = glorot_limit(fan_in, fan_out)
+        params.append((u * 2.0 - 1.0) * limit)
+        params.append(torch.zeros(len(seeds), fan_out, device=device))
+    return params
+
+
+HiddenHook = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+def forward(
+    arch: Architecture,
+    params: list[torch.Tensor],
+    x: torch.Tensor,
+    hidden_hook: HiddenHook | None = None,
+) -> torch.Tensor:
+    """Logits ``(K, N, n_outputs)`` for inputs ``x`` of shape ``(K, N, n_inputs)``.
+
+    ``hidden_hook(h, layer)`` transforms each hidden layer's activations (dropout and other noise
+    live there, at training time only).
+    """
+    act = ACTIVATIONS[arch.activation]
+    h = x
+    n = arch.n_layers
+    for layer in range(n):
+        h = dense(h, params[2 * layer], params[2 * layer + 1])
+        if layer < n - 1:
+            h = act(h)
+            if hidden_hook is not None:
+                h = hidden_hook(h, layer)
+    return h
+
+
+def dense(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``h @ W + b`` per member, in Keras's order (matmul, then bias).
+
+    torch sends a batch of a single matrix-vector product (one output unit, or one row) down a
+    gemv kernel whose rounding differs from the batched one. Such a product for a population of
+    one is therefore computed as a population of two, so that a member's bits never depend on how
+    many members it trains with.
+    """
+    if h.shape[0] == 1 and (h.shape[1] == 1 or W.shape[2] == 1):
+        return torch.bmm(torch.cat([h, h]), torch.cat([W, W]))[:1] + b.unsqueeze(1)
+    return torch.bmm(h, W) + b.unsqueeze(1)
+
+
+def output_activation(arch: Architecture, logits: torch.Tensor) -> torch.Tensor:
+    """What the model outputs: probabilities for classification, values for regression."""
+    if arch.task == "binary":
+        return torch.sigmoid(logits)
+    if arch.task == "multiclass":
+        return torch.softmax(logits, dim=-1)
+    return logits

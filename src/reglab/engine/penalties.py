@@ -1,0 +1,80 @@
+"""L1 and L2 kernel penalties with Keras's formulas: ``l1 * sum(|w|)`` and ``l2 * sum(w**2)``.
+
+No factor of one half, kernels only (biases are never penalised), added to the loss, so they show
+up in ``loss`` and ``val_loss`` exactly as in Keras. A single coefficient applies to every hidden
+layer, as ``kernel_regularizer=l1(...)`` on each hidden ``Dense`` does in the origin notebooks; a
+list gives one coefficient per Dense layer, the output layer included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import checks
+from .losses import member_sum
+from .model import Architecture
+from .pieces import Piece, Technique, member_column
+
+
+def _coefficients(name: str, value, arch: Architecture) -> tuple[float, ...]:
+    check = lambda n, v: checks.number(n, v, lo=0.0)  # noqa: E731
+    if isinstance(value, (list, tuple)):
+        return checks.per_layer(name, value, arch.n_layers, check)
+    return (*checks.per_layer(name, value, len(arch.hidden), check), 0.0)
+
+
+class KernelPenaltyPiece(Piece):
+    """``sum over layers of coef[:, l] * reduce(W_l)`` per member."""
+
+    def __init__(self, coefficients: torch.Tensor, reduce_name: str):
+        self.coefficients = coefficients  # (K, n_layers)
+        self.reduce_name = reduce_name
+        self.layers = torch.nonzero(coefficients.amax(0) > 0).flatten().tolist()
+
+    def _reduce(self, w: torch.Tensor) -> torch.Tensor:
+        flat = w.reshape(w.shape[0], -1)
+        return member_sum(torch.abs(flat) if self.reduce_name == "l1" else torch.square(flat))
+
+    def penalty(self, params: list[torch.Tensor]) -> torch.Tensor | None:
+        total = None
+        for layer in self.layers:
+            term = self.coefficients[:, layer] * self._reduce(params[2 * layer])
+            total = term if total is None else total + term
+        return total
+
+    def select(self, index: torch.Tensor) -> KernelPenaltyPiece:
+        return KernelPenaltyPiece(self.coefficients[index], self.reduce_name)
+
+
+@dataclass(frozen=True)
+class L1(Technique):
+    """Keras ``regularizers.L1(l1)`` on the kernels: adds ``l1 * sum(|w|)`` to the loss."""
+
+    l1: float | tuple[float, ...] = 0.01
+    name = "l1"
+
+    def validate(self, arch: Architecture) -> None:
+        _coefficients("l1", self.l1, arch)
+
+    @classmethod
+    def stack(cls, settings, arch, device, available_logs) -> Piece:
+        rows = [_coefficients("l1", s.l1, arch) if s else (0.0,) * arch.n_layers for s in settings]
+        return KernelPenaltyPiece(member_column(rows, device), "l1")
+
+
+@dataclass(frozen=True)
+class L2(Technique):
+    """Keras ``regularizers.L2(l2)`` on the kernels: adds ``l2 * sum(w**2)`` to the loss (no 1/2)."""
+
+    l2: float | tuple[float, ...] = 0.01
+    name = "l2"
+
+    def validate(self, arch: Architecture) -> None:
+        _coefficients("l2", self.l2, arch)
+
+    @classmethod
+    def stack(cls, settings, arch, device, available_logs) -> Piece:
+        rows = [_coefficients("l2", s.l2, arch) if s else (0.0,) * arch.n_layers for s in settings]
+        return KernelPenaltyPiece(member_column(rows, device), "l2")

@@ -1,0 +1,132 @@
+"""The contract between techniques and the training loop.
+
+A *technique* is a small, user-facing settings object (``Dropout(0.5)``, ``L1(1e-3)``,
+``EarlyStopping(patience=20)``). Before training, the settings of one technique type across all
+members of a population are *stacked* into one :class:`Piece` whose tensors have the member axis
+first; a member without that technique gets a neutral setting that changes nothing, bit for bit
+(a zero coefficient, a zero rate, a rule that never fires).
+
+The training loop only calls the hooks below; it never names a technique:
+
+- ``penalty(params)``: a (K,) tensor added to each member's loss (L1, L2).
+- ``hidden(h, layer, ctx)``: transform hidden activations at training time (dropout).
+- ``after_update(params, ctx)``: change parameters in place after the optimizer step.
+- ``on_epoch_end(epoch, logs, params)``: a :class:`StopDecision` (early stopping).
+- ``finalize(params)``: the parameters a member ends with (restore best weights).
+- ``select(index)``: the piece restricted to a subset of members (the loop drops stopped members).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from .model import Architecture
+
+# Stop reasons, by code. 0 means "still training" until the end, where it becomes "max_epochs".
+STOP_REASONS = ("max_epochs", "patience", "stopping_threshold", "divergence", "non_finite")
+REASON_CODE = {name: code for code, name in enumerate(STOP_REASONS)}
+
+
+@dataclass
+class StepContext:
+    """Where in training a hook is called: the counters that key all randomness."""
+
+    seeds: torch.Tensor  # (K,) int64
+    learning_rate: torch.Tensor  # (K,) float32
+    epoch: int
+    step: int
+
+
+@dataclass
+class StopDecision:
+    stop: torch.Tensor  # (K,) bool
+    reason: torch.Tensor  # (K,) int64 codes from STOP_REASONS; meaningful where stop is True
+
+
+class Piece:
+    """Base class of stacked techniques: every hook is a no-op until a subclass overrides it."""
+
+    def penalty(self, params: list[torch.Tensor]) -> torch.Tensor | None:
+        return None
+
+    def hidden(self, h: torch.Tensor, layer: int, ctx: StepContext) -> torch.Tensor:
+        return h
+
+    def after_update(self, params: list[torch.Tensor], ctx: StepContext) -> None:
+        return None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, torch.Tensor], params: list[torch.Tensor]) -> StopDecision | None:
+        return None
+
+    def finalize(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
+        return params
+
+    def report(self) -> dict[str, torch.Tensor]:
+        """Per-member results worth keeping, e.g. ``best_epoch``."""
+        return {}
+
+    def select(self, index: torch.Tensor) -> Piece:
+        raise NotImplementedError
+
+    def implements(self, hook: str) -> bool:
+        return getattr(type(self), hook) is not getattr(Piece, hook)
+
+
+class Technique:
+    """A user-facing technique setting. Subclasses say how to stack one setting per member."""
+
+    #: Name used in error messages and configuration files.
+    name: ClassVar[str]
+
+    @classmethod
+    def stack(
+        cls,
+        settings: list[Technique | None],
+        arch: Architecture,
+        device: torch.device,
+        available_logs: dict[str, str],
+    ) -> Piece:
+        """One piece for the population; ``settings[k]`` is None for members without the technique.
+
+        ``available_logs`` maps every name the history will hold (``loss``, ``val_accuracy``...)
+        to its better direction (``"min"`` or ``"max"``).
+        """
+        raise NotImplementedError
+
+    def validate(self, arch: Architecture) -> None:
+        """Check the settings against the architecture; raise ``ValueError`` on a bad value."""
+
+
+def member_column(values: list[float], device: torch.device, dtype=torch.float32) -> torch.Tensor:
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
+def stack_pieces(
+    technique_lists: list[tuple[Technique, ...]],
+    arch: Architecture,
+    device: torch.device,
+    available_logs: dict[str, str],
+) -> list[Piece]:
+    """Group every member's techniques by type and stack each type into one piece.
+
+    Pieces come in a fixed order (by technique name), whoever else is in the population, so that
+    e.g. the order in which penalties are summed never depends on the other members.
+    """
+    order: list[type[Technique]] = []
+    for techniques in technique_lists:
+        seen = set()
+        for t in techniques:
+            kind = type(t)
+            if kind in seen:
+                raise ValueError(f"techniques: each technique may appear once per member, got {kind.name} twice")
+            seen.add(kind)
+            if kind not in order:
+                order.append(kind)
+    pieces = []
+    for kind in sorted(order, key=lambda k: k.name):
+        per_member = [next((t for t in ts if type(t) is kind), None) for ts in technique_lists]
+        pieces.append(kind.stack(per_member, arch, device, available_logs))
+    return pieces

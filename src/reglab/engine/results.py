@@ -1,0 +1,112 @@
+"""What a trained population gives back: weights, per-epoch history, stop records, predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .data import features, targets
+from .losses import Metric, SampleFn, member_mean
+from .members import Member
+from .model import Architecture, forward, output_activation
+from .pieces import Piece
+
+# Rows per forward chunk are chosen so that one hidden activation stays under this many bytes.
+PREDICT_BUDGET_BYTES = 256 * 2**20
+
+
+@dataclass
+class TrainResult:
+    """The trained population. Arrays are indexed by member, in the order members were given.
+
+    - ``params``: final weights ``[W0, b0, ...]`` (the best epoch's where they were restored).
+    - ``history[name]``: ``(K, epochs)`` per-epoch values (``loss``, ``val_loss``, metrics), NaN
+      after a member stopped.
+    - ``epochs_run``, ``stopped_epoch`` (0-based index of the last epoch trained), ``stop_reason``
+      (``max_epochs``, ``patience``, ``stopping_threshold``, ``divergence``, ``non_finite``),
+      ``best_epoch`` and ``restored``.
+    """
+
+    arch: Architecture
+    members: list[Member]
+    params: list[torch.Tensor]
+    history: dict[str, np.ndarray]
+    epochs_run: np.ndarray
+    stop_reason: list[str]
+    reports: dict[str, np.ndarray]
+    loss_fn: SampleFn
+    metrics: list[Metric]
+    penalty_pieces: list[Piece] = field(repr=False)
+
+    @property
+    def stopped_epoch(self) -> np.ndarray:
+        return self.epochs_run - 1
+
+    @property
+    def best_epoch(self) -> np.ndarray:
+        """The stopping rule's best epoch; for members without one, the epoch of lowest val_loss
+        (or loss without validation data)."""
+        monitor = self.history.get("val_loss", self.history["loss"])
+        filled = np.where(np.isnan(monitor), np.inf, monitor)
+        fallback = np.argmin(filled, axis=1)
+        rule = self.reports.get("best_epoch")
+        return fallback if rule is None else np.where(rule >= 0, rule, fallback)
+
+    @property
+    def restored(self) -> np.ndarray:
+        return self.reports.get("restored", np.zeros(len(self.members), dtype=bool))
+
+    def _chunks(self, x: torch.Tensor):
+        k = self.params[0].shape[0]
+        per_row = 4 * k * max(self.arch.widths)
+        step = max(1, PREDICT_BUDGET_BYTES // per_row)
+        for start in range(0, x.shape[-2], step):
+            yield start, x[..., start : start + step, :]
+
+    def _logits(self, x) -> torch.Tensor:
+        X = features("x", x, self.arch, len(self.members)).to(self.params[0].device)
+        k = self.params[0].shape[0]
+        out = []
+        with torch.no_grad():
+            for _, chunk in self._chunks(X):
+                xs = chunk.expand(k, *chunk.shape) if chunk.dim() == 2 else chunk
+                out.append(forward(self.arch, self.params, xs))
+        return torch.cat(out, dim=1)
+
+    def predict(self, x) -> np.ndarray:
+        """What each member outputs for ``x``, ``(K, N, n_outputs)``: probabilities (sigmoid or
+        softmax) for classification, values for regression, like Keras's ``model.predict``.
+        All members run in one batched call per chunk of rows."""
+        return output_activation(self.arch, self._logits(x)).cpu().numpy()
+
+    def predict_proba(self, x) -> np.ndarray:
+        """Class probabilities ``(K, N, n_classes)``; for a binary task the columns are P(0), P(1)."""
+        if self.arch.task == "regression":
+            raise ValueError("predict_proba: only for classification tasks, this population does regression")
+        p = self.predict(x)
+        return np.concatenate([1.0 - p, p], axis=-1) if self.arch.task == "binary" else p
+
+    def predict_labels(self, x) -> np.ndarray:
+        """Predicted class per member and row, ``(K, N)``."""
+        p = self.predict_proba(x)
+        return p.argmax(-1)
+
+    def evaluate(self, x, y) -> dict[str, np.ndarray]:
+        """Per-member ``loss`` (with the penalties, as Keras's ``evaluate``), ``data_loss`` (without
+        them) and metrics on ``(x, y)``, in inference mode."""
+        Y = targets("y", y, self.arch, len(self.members)).to(self.params[0].device)
+        logits = self._logits(x)
+        Y = Y.unsqueeze(0) if Y.dim() == 2 else Y
+        with torch.no_grad():
+            data_loss = member_mean(self.loss_fn(logits, Y))
+            loss = data_loss
+            for piece in self.penalty_pieces:
+                term = piece.penalty(self.params)
+                if term is not None:
+                    loss = loss + term
+            out = {"loss": loss, "data_loss": data_loss}
+            for m in self.metrics:
+                out[m.name] = member_mean(m.per_sample(logits, Y))
+        return {k: v.cpu().numpy() for k, v in out.items()}
