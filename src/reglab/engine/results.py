@@ -58,22 +58,8 @@ class TrainResult:
     def restored(self) -> np.ndarray:
         return self.reports.get("restored", np.zeros(len(self.members), dtype=bool))
 
-    def _chunks(self, x: torch.Tensor):
-        k = self.params[0].shape[0]
-        per_row = 4 * k * max(self.arch.widths)
-        step = max(1, PREDICT_BUDGET_BYTES // per_row)
-        for start in range(0, x.shape[-2], step):
-            yield start, x[..., start : start + step, :]
-
     def _logits(self, x) -> torch.Tensor:
-        X = features("x", x, self.arch, len(self.members)).to(self.params[0].device)
-        k = self.params[0].shape[0]
-        out = []
-        with torch.no_grad():
-            for _, chunk in self._chunks(X):
-                xs = chunk.expand(k, *chunk.shape) if chunk.dim() == 2 else chunk
-                out.append(forward(self.arch, self.params, xs))
-        return torch.cat(out, dim=1)
+        return logits_for(self.arch, self.params, x)
 
     def predict(self, x) -> np.ndarray:
         """What each member outputs for ``x``, ``(K, N, n_outputs)``: probabilities (sigmoid or
@@ -96,17 +82,50 @@ class TrainResult:
     def evaluate(self, x, y) -> dict[str, np.ndarray]:
         """Per-member ``loss`` (with the penalties, as Keras's ``evaluate``), ``data_loss`` (without
         them) and metrics on ``(x, y)``, in inference mode."""
-        Y = targets("y", y, self.arch, len(self.members)).to(self.params[0].device)
-        logits = self._logits(x)
-        Y = Y.unsqueeze(0) if Y.dim() == 2 else Y
-        with torch.no_grad():
-            data_loss = member_mean(self.loss_fn(logits, Y))
-            loss = data_loss
-            for piece in self.penalty_pieces:
-                term = piece.penalty(self.params)
-                if term is not None:
-                    loss = loss + term
-            out = {"loss": loss, "data_loss": data_loss}
-            for m in self.metrics:
-                out[m.name] = member_mean(m.per_sample(logits, Y))
-        return {k: v.cpu().numpy() for k, v in out.items()}
+        return evaluate_params(self.arch, self.params, x, y, self.loss_fn, self.metrics, self.penalty_pieces)
+
+
+def _row_chunks(arch: Architecture, k: int, x: torch.Tensor):
+    per_row = 4 * k * max(arch.widths)
+    step = max(1, PREDICT_BUDGET_BYTES // per_row)
+    for start in range(0, x.shape[-2], step):
+        yield x[..., start : start + step, :]
+
+
+def logits_for(arch: Architecture, params: list[torch.Tensor], x) -> torch.Tensor:
+    """Logits ``(K, N, n_outputs)`` of every member for ``x``, in chunks of rows that bound memory."""
+    k = params[0].shape[0]
+    X = features("x", x, arch, k).to(params[0].device)
+    out = []
+    with torch.no_grad():
+        for chunk in _row_chunks(arch, k, X):
+            xs = chunk.expand(k, *chunk.shape) if chunk.dim() == 2 else chunk
+            out.append(forward(arch, params, xs))
+    return torch.cat(out, dim=1)
+
+
+def evaluate_params(
+    arch: Architecture,
+    params: list[torch.Tensor],
+    x,
+    y,
+    loss_fn: SampleFn,
+    metrics: list[Metric],
+    penalty_pieces: list[Piece] = (),
+) -> dict[str, np.ndarray]:
+    """``loss`` (data loss plus penalties), ``data_loss`` and each metric, per member."""
+    k = params[0].shape[0]
+    Y = targets("y", y, arch, k).to(params[0].device)
+    Y = Y.unsqueeze(0) if Y.dim() == 2 else Y
+    logits = logits_for(arch, params, x)
+    with torch.no_grad():
+        data_loss = member_mean(loss_fn(logits, Y))
+        loss = data_loss
+        for piece in penalty_pieces:
+            term = piece.penalty(params)
+            if term is not None:
+                loss = loss + term
+        out = {"loss": loss, "data_loss": data_loss}
+        for m in metrics:
+            out[m.name] = member_mean(m.per_sample(logits, Y))
+    return {key: value.cpu().numpy() for key, value in out.items()}

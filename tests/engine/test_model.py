@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import torch
+
+from reglab.engine import Architecture, init_params
+from reglab.engine.model import ACTIVATIONS, forward, glorot_limit
+
+
+def test_shapes_follow_the_member_axis():
+    arch = Architecture(n_inputs=3, hidden=(5, 7), task="multiclass", n_outputs=4)
+    params = init_params(arch, torch.arange(6))
+    assert [tuple(p.shape) for p in params] == [(6, 3, 5), (6, 5), (6, 5, 7), (6, 7), (6, 7, 4), (6, 4)]
+    assert forward(arch, params, torch.randn(6, 11, 3)).shape == (6, 11, 4)
+
+
+def test_glorot_uniform_like_keras(keras):
+    arch = Architecture(n_inputs=300, hidden=(200,), task="binary")
+    W = init_params(arch, torch.arange(4))[0]
+    limit = glorot_limit(300, 200)
+    ref = keras.initializers.GlorotUniform(seed=1)((300, 200))
+    ref = keras.ops.convert_to_numpy(ref)
+    # Same bounds as Keras's initializer and the moments of U(-limit, limit).
+    assert float(W.abs().max()) <= limit
+    assert float(np.abs(ref).max()) <= limit
+    assert float(W.abs().max()) == pytest.approx(float(np.abs(ref).max()), rel=1e-3)
+    assert float(W.mean()) == pytest.approx(0.0, abs=0.01 * limit)
+    assert float(W.var()) == pytest.approx(limit**2 / 3, rel=0.01)
+    assert float(ref.var()) == pytest.approx(limit**2 / 3, rel=0.02)
+
+
+def test_biases_start_at_zero_and_seeds_differ():
+    arch = Architecture(n_inputs=2, hidden=(8,))
+    params = init_params(arch, torch.tensor([0, 1]))
+    assert torch.count_nonzero(params[1]) == 0
+    assert not torch.equal(params[0][0], params[0][1])
+    assert torch.equal(init_params(arch, torch.tensor([1]))[0][0], params[0][1])
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activations_match_keras(keras, name):
+    x = torch.linspace(-6, 6, 101)
+    ours = ACTIVATIONS[name](x)
+    theirs = keras.ops.convert_to_numpy(keras.activations.get(name)(keras.ops.convert_to_tensor(x.numpy())))
+    np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_forward_matches_a_keras_model(keras):
+    arch = Architecture(n_inputs=2, hidden=(16, 8), activation="tanh", task="binary")
+    params = init_params(arch, torch.tensor([3]))
+    model = keras.Sequential(
+        [keras.Input((2,)), keras.layers.Dense(16, "tanh"), keras.layers.Dense(8, "tanh"), keras.layers.Dense(1, "sigmoid")]
+    )
+    model.set_weights([p[0].numpy() for p in params])
+    x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    ours = torch.sigmoid(forward(arch, params, torch.from_numpy(x)[None]))[0].numpy()
+    np.testing.assert_allclose(ours, model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)

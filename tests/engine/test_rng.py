@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from reglab.engine import rng
+
+
+def test_uniform_is_a_pure_function_of_key_and_index():
+    seeds = torch.tensor([0, 1, 2, 3])
+    keys = rng.derive_keys(seeds, rng.STREAM_NOISE, 5, 2)
+    a = rng.uniform(keys, (7, 3))
+    b = rng.uniform(rng.derive_keys(seeds[2:3], rng.STREAM_NOISE, 5, 2), (7, 3))
+    assert torch.equal(a[2:3], b)
+    assert not torch.equal(a[0], a[1])
+
+
+def test_every_counter_changes_the_stream():
+    seeds = torch.tensor([7])
+    base = rng.uniform(rng.derive_keys(seeds, rng.STREAM_NOISE, 1, 2, 3), (64,))
+    for words in [(rng.STREAM_SHUFFLE, 1, 2, 3), (rng.STREAM_NOISE, 2, 2, 3), (rng.STREAM_NOISE, 1, 3, 3), (rng.STREAM_NOISE, 1, 2, 4)]:
+        other = rng.uniform(rng.derive_keys(seeds, *words), (64,))
+        assert not torch.equal(base, other), words
+
+
+def test_uniform_range_and_distribution():
+    keys = rng.derive_keys(torch.arange(50), rng.STREAM_INIT, 0)
+    u = rng.uniform(keys, (2000,))
+    assert u.dtype == torch.float32
+    assert float(u.min()) >= 0.0 and float(u.max()) < 1.0
+    # Kolmogorov-Smirnov against U(0, 1) over 100k draws, and no correlation between adjacent members.
+    assert stats.kstest(u.flatten().numpy(), "uniform").pvalue > 1e-3
+    r = np.corrcoef(u[:-1].flatten().numpy(), u[1:].flatten().numpy())[0, 1]
+    assert abs(r) < 0.02
+
+
+def test_permutations_are_permutations_and_differ_by_seed_and_epoch():
+    seeds = torch.tensor([0, 1])
+    p0 = rng.permutations(seeds, 0, 80)
+    for row in p0:
+        assert sorted(row.tolist()) == list(range(80))
+    assert not torch.equal(p0[0], p0[1])
+    assert not torch.equal(p0, rng.permutations(seeds, 1, 80))
+    assert torch.equal(p0[1], rng.permutations(seeds[1:], 0, 80)[0])
+
+
+@pytest.mark.parametrize("n", [2, 5, 33])
+def test_permutations_are_uniform(n):
+    # Position of row 0 over many seeds: uniform over the n positions.
+    perms = rng.permutations(torch.arange(20000), 3, n)
+    pos = (perms == 0).nonzero()[:, 1].numpy()
+    counts = np.bincount(pos, minlength=n)
+    assert stats.chisquare(counts).pvalue > 1e-3
