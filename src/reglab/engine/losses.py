@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checks
+from .model import row_aligned
 
 EPSILON = 1e-7  # keras.config.epsilon()
 
@@ -52,6 +53,17 @@ def member_mean(x: torch.Tensor) -> torch.Tensor:
 SampleFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def aligned(fn: SampleFn) -> SampleFn:
+    """Evaluate a per-sample function with rows padded so that results never depend on K
+    (see :func:`reglab.engine.model.row_aligned`)."""
+
+    def per_sample(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return row_aligned(fn, logits, y)
+
+    per_sample.__name__ = getattr(fn, "__name__", "per_sample")
+    return per_sample
+
+
 def binary_crossentropy(clip_probabilities: bool = True) -> SampleFn:
     def per_sample(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if clip_probabilities:
@@ -61,7 +73,7 @@ def binary_crossentropy(clip_probabilities: bool = True) -> SampleFn:
             loss = F.binary_cross_entropy_with_logits(logits, y.expand_as(logits), reduction="none")
         return loss.mean(-1)
 
-    return per_sample
+    return aligned(per_sample)
 
 
 def categorical_crossentropy(clip_probabilities: bool = True) -> SampleFn:
@@ -74,7 +86,7 @@ def categorical_crossentropy(clip_probabilities: bool = True) -> SampleFn:
             log_p = torch.log_softmax(logits, dim=-1)
         return -(y * log_p).sum(-1)
 
-    return per_sample
+    return aligned(per_sample)
 
 
 def mean_squared_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -85,12 +97,14 @@ def mean_absolute_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.abs(y - logits).mean(-1)
 
 
+@aligned
 def binary_accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     # Keras thresholds the probability (y_pred > 0.5), not the logit; the two differ for tiny logits.
     hit = (torch.sigmoid(logits) > 0.5).to(y.dtype) == y
     return hit.to(torch.float32).mean(-1)
 
 
+@aligned
 def categorical_accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     pred = torch.softmax(logits, dim=-1).argmax(-1)
     return (pred == y.argmax(-1)).to(torch.float32)

@@ -24,13 +24,35 @@ import torch.nn.functional as F
 
 from . import checks, rng
 
+def row_aligned(fn: Callable[..., torch.Tensor], x: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+    """``fn(x, *others)`` on ``(K, N, C)`` tensors, computed so that no member's element lands in
+    a scalar tail loop.
+
+    torch evaluates transcendental functions (exp, log, tanh, erf...) with vector code, and the
+    last few elements of a tensor with scalar code that rounds differently. Which elements those
+    are depends on the tensor's total size, i.e. on K. Padding each member's rows to a multiple of
+    64 elements makes every element take the vector path, whatever the population. The result
+    keeps the padded shape's first ``N`` rows: ``(K, N, ...)``.
+    """
+    if x.dim() != 3 or (x.shape[1] * x.shape[2]) % 64 == 0:
+        return fn(x, *others)
+    n = x.shape[1]
+    pad = (-n) % 64
+    padded = [F.pad(t.expand(x.shape[0], *t.shape[1:]) if t.shape[0] != x.shape[0] else t, (0, 0, 0, pad)) for t in (x, *others)]
+    return fn(*padded)[:, :n]
+
+
+def _aligned(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda h: row_aligned(fn, h)
+
+
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "elu": F.elu,
+    "tanh": _aligned(torch.tanh),
+    "sigmoid": _aligned(torch.sigmoid),
+    "elu": _aligned(F.elu),
     # Keras 3's gelu defaults to the exact erf form (approximate=False), as torch's does.
-    "gelu": F.gelu,
+    "gelu": _aligned(F.gelu),
     "linear": lambda h: h,
 }
 
@@ -127,13 +149,13 @@ def forward(
 def dense(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``h @ W + b`` per member, in Keras's order (matmul, then bias).
 
-    torch sends a batch of a single matrix-vector product (one output unit, or one row) down a
-    gemv kernel whose rounding differs from the batched one. Such a product for a population of
-    one is therefore computed as a population of two, so that a member's bits never depend on how
-    many members it trains with.
+    torch sends a batch of a single matrix product down another kernel (plain gemm, or gemv for
+    one output unit) whose rounding differs from the batched one for some shapes. A population of
+    one is therefore computed as a population of two (the member twice), so that a member's bits
+    never depend on how many members it trains with.
     """
-    if h.shape[0] == 1 and (h.shape[1] == 1 or W.shape[2] == 1):
-        return torch.bmm(torch.cat([h, h]), torch.cat([W, W]))[:1] + b.unsqueeze(1)
+    if h.shape[0] == 1:
+        return torch.bmm(h.expand(2, -1, -1), W.expand(2, -1, -1))[:1] + b.unsqueeze(1)
     return torch.bmm(h, W) + b.unsqueeze(1)
 
 

@@ -80,9 +80,11 @@ def train(
         X, Y, Xv, Yv = data.keras_validation_split(X, Y, validation_split)
     else:
         Xv = Yv = None
-    X, Y = X.to(device), Y.to(device)
+    # Fresh, aligned copies: BLAS kernels may round differently for a view that starts mid-row,
+    # and a member's bits must not depend on where its rows happen to sit in memory.
+    X, Y = X.to(device).clone(), Y.to(device).clone()
     if Xv is not None:
-        Xv, Yv = Xv.to(device), Yv.to(device)
+        Xv, Yv = Xv.to(device).clone(), Yv.to(device).clone()
     N = X.shape[-2]
 
     # History columns: loss, metrics, then the same on validation, as Keras names them.
@@ -191,6 +193,10 @@ def train(
             elif bool(stop.any()):  # the one host sync per epoch
                 finish(torch.nonzero(stop).flatten(), epoch, reason)
                 keep = torch.nonzero(~stop).flatten()
+                if len(keep) == 0:
+                    if on_epoch_end is not None:
+                        on_epoch_end(epoch, 0)
+                    break
                 alive, seeds, lr = alive[keep], seeds[keep], lr[keep]
                 params = [p.detach()[keep].requires_grad_(True) for p in params]
                 opt_state = opt.select(opt_state, keep)
