@@ -25,6 +25,14 @@ def _coefficients(name: str, value, arch: Architecture) -> tuple[float, ...]:
     return (*checks.per_layer(name, value, len(arch.hidden), check), 0.0)
 
 
+def _check_values(name: str, value) -> None:
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            checks.number(f"{name}[{i}]", v, lo=0.0)
+    else:
+        checks.number(name, value, lo=0.0)
+
+
 class KernelPenaltyPiece(Piece):
     """``sum over layers of coef[:, l] * reduce(W_l)`` per member."""
 
@@ -55,6 +63,11 @@ class L1(Technique):
     l1: float | tuple[float, ...] = 0.01
     name = "l1"
 
+    def __post_init__(self) -> None:
+        _check_values("l1", self.l1)
+        if isinstance(self.l1, list):
+            object.__setattr__(self, "l1", tuple(self.l1))
+
     def validate(self, arch: Architecture) -> None:
         _coefficients("l1", self.l1, arch)
 
@@ -70,6 +83,11 @@ class L2(Technique):
 
     l2: float | tuple[float, ...] = 0.01
     name = "l2"
+
+    def __post_init__(self) -> None:
+        _check_values("l2", self.l2)
+        if isinstance(self.l2, list):
+            object.__setattr__(self, "l2", tuple(self.l2))
 
     def validate(self, arch: Architecture) -> None:
         _coefficients("l2", self.l2, arch)
