@@ -34,26 +34,51 @@ def _check_values(name: str, value) -> None:
 
 
 class KernelPenaltyPiece(Piece):
-    """``sum over layers of coef[:, l] * reduce(W_l)`` per member."""
+    """``sum over layers of coef[:, l] * reduce(W_l)`` per member, and its gradient."""
 
-    def __init__(self, coefficients: torch.Tensor, reduce_name: str):
+    def __init__(self, coefficients: torch.Tensor, kind: str):
         self.coefficients = coefficients  # (K, n_layers)
-        self.reduce_name = reduce_name
+        self.kind = kind  # "l1" or "l2"
         self.layers = torch.nonzero(coefficients.amax(0) > 0).flatten().tolist()
+        self._scratch: dict[int, torch.Tensor] = {}
 
-    def _reduce(self, w: torch.Tensor) -> torch.Tensor:
-        flat = w.reshape(w.shape[0], -1)
-        return member_sum(torch.abs(flat) if self.reduce_name == "l1" else torch.square(flat))
+    def _buffer(self, layer: int, w: torch.Tensor) -> torch.Tensor:
+        buf = self._scratch.get(layer)
+        if buf is None or buf.shape != w.shape or buf.device != w.device:
+            buf = self._scratch[layer] = torch.empty_like(w, requires_grad=False)
+        return buf
 
+    def _coefficient(self, layer: int, w: torch.Tensor) -> torch.Tensor:
+        return self.coefficients[:, layer].view(-1, *([1] * (w.dim() - 1)))
+
+    @torch.no_grad()
     def penalty(self, params: list[torch.Tensor]) -> torch.Tensor | None:
         total = None
         for layer in self.layers:
-            term = self.coefficients[:, layer] * self._reduce(params[2 * layer])
+            w = params[2 * layer].detach()
+            buf = self._buffer(layer, w)
+            if self.kind == "l1":
+                torch.abs(w, out=buf)
+            else:
+                torch.mul(w, w, out=buf)
+            term = self.coefficients[:, layer] * member_sum(buf.view(w.shape[0], -1))
             total = term if total is None else total + term
         return total
 
+    @torch.no_grad()
+    def add_penalty_gradient(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        for layer in self.layers:
+            w = params[2 * layer].detach()
+            buf = self._buffer(layer, w)
+            if self.kind == "l1":
+                torch.sign(w, out=buf)  # d|w|/dw, 0 at 0 as torch.abs's gradient
+                buf.mul_(self._coefficient(layer, w))
+            else:
+                torch.mul(w, 2.0 * self._coefficient(layer, w), out=buf)
+            grads[2 * layer].add_(buf)
+
     def select(self, index: torch.Tensor) -> KernelPenaltyPiece:
-        return KernelPenaltyPiece(self.coefficients[index], self.reduce_name)
+        return KernelPenaltyPiece(self.coefficients[index], self.kind)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@ first; a member without that technique gets a neutral setting that changes nothi
 
 The training loop only calls the hooks below; it never names a technique:
 
-- ``penalty(params)``: a (K,) tensor added to each member's loss (L1, L2).
+- ``penalty(params)``: a (K,) tensor added to each member's loss (L1, L2), and
+  ``add_penalty_gradient(params, grads)``: its gradient, added into ``grads`` in place. Keeping
+  penalties out of autograd saves several passes over every kernel per step, and the arithmetic
+  is the one autograd would do (``c * sign(w)``, ``(2c) * w``), so the bits are the same.
 - ``hidden(h, layer, ctx)``: transform hidden activations at training time (dropout).
 - ``after_update(params, ctx)``: change parameters in place after the optimizer step.
 - ``on_epoch_end(epoch, logs, params)``: a :class:`StopDecision` (early stopping).
@@ -50,6 +53,9 @@ class Piece:
     """Base class of stacked techniques: every hook is a no-op until a subclass overrides it."""
 
     def penalty(self, params: list[torch.Tensor]) -> torch.Tensor | None:
+        return None
+
+    def add_penalty_gradient(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
         return None
 
     def hidden(self, h: torch.Tensor, layer: int, ctx: StepContext) -> torch.Tensor:

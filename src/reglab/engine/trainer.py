@@ -154,12 +154,15 @@ def train(
             ctx = StepContext(seeds=seeds, learning_rate=lr, epoch=epoch, step=step)
             hook = _hidden_hook(hidden_pieces, ctx) if hidden_pieces else None
             logits = forward(arch, params, xb, hook)
-            batch_loss = member_mean(loss_fn(logits, yb))
+            data_loss = member_mean(loss_fn(logits, yb))
+            grads = list(torch.autograd.grad(data_loss.sum(), params))
+            batch_loss = data_loss.detach()
             pen = penalty(params)
             if pen is not None:
                 batch_loss = batch_loss + pen
-            grads = torch.autograd.grad(batch_loss.sum(), params)
-            opt.step(params, list(grads), opt_state, lr)
+                for piece in penalty_pieces:
+                    piece.add_penalty_gradient(params, grads)
+            opt.step(params, grads, opt_state, lr)
             if update_pieces:
                 with torch.no_grad():
                     for piece in update_pieces:
@@ -167,7 +170,7 @@ def train(
             # Keras's running means: the loss weighted by batch size, metrics summed per sample.
             with torch.no_grad():
                 nb = rows.shape[1]
-                cols = [batch_loss.detach() * nb] + [member_sum(m.per_sample(logits.detach(), yb)) for m in metric_list]
+                cols = [batch_loss * nb] + [member_sum(m.per_sample(logits.detach(), yb)) for m in metric_list]
                 sums += torch.stack(cols, dim=1)
 
         with torch.no_grad():
