@@ -30,11 +30,12 @@ def row_aligned(fn: Callable[..., torch.Tensor], x: torch.Tensor, *others: torch
 
     torch evaluates transcendental functions (exp, log, tanh, erf...) with vector code, and the
     last few elements of a tensor with scalar code that rounds differently. Which elements those
-    are depends on the tensor's total size, i.e. on K. Padding each member's rows to a multiple of
-    64 elements makes every element take the vector path, whatever the population. The result
-    keeps the padded shape's first ``N`` rows: ``(K, N, ...)``.
+    are depends on the tensor's total size, i.e. on K. With a multiple of 32 elements per member
+    (two AVX-512 vectors, the unit of torch's vectorised loop) every element takes the vector
+    path, whatever the population; other sizes are padded to 64 rows. The result keeps the first
+    ``N`` rows: ``(K, N, ...)``.
     """
-    if x.dim() != 3 or (x.shape[1] * x.shape[2]) % 64 == 0:
+    if x.dim() != 3 or (x.shape[1] * x.shape[2]) % 32 == 0:
         return fn(x, *others)
     n = x.shape[1]
     pad = (-n) % 64
@@ -128,6 +129,7 @@ def forward(
     params: list[torch.Tensor],
     x: torch.Tensor,
     hidden_hook: HiddenHook | None = None,
+    buffers: GradientBuffers | None = None,
 ) -> torch.Tensor:
     """Logits ``(K, N, n_outputs)`` for inputs ``x`` of shape ``(K, N, n_inputs)``.
 
@@ -138,7 +140,7 @@ def forward(
     h = x
     n = arch.n_layers
     for layer in range(n):
-        h = dense(h, params[2 * layer], params[2 * layer + 1])
+        h = dense(h, params[2 * layer], params[2 * layer + 1], buffers)
         if layer < n - 1:
             h = act(h)
             if hidden_hook is not None:
@@ -146,17 +148,65 @@ def forward(
     return h
 
 
-def dense(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``h @ W + b`` per member, in Keras's order (matmul, then bias).
+def _bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Batched matmul that never hands torch a batch of one.
 
     torch sends a batch of a single matrix product down another kernel (plain gemm, or gemv for
     one output unit) whose rounding differs from the batched one for some shapes. A population of
     one is therefore computed as a population of two (the member twice), so that a member's bits
     never depend on how many members it trains with.
     """
-    if h.shape[0] == 1:
-        return torch.bmm(h.expand(2, -1, -1), W.expand(2, -1, -1))[:1] + b.unsqueeze(1)
-    return torch.bmm(h, W) + b.unsqueeze(1)
+    if a.shape[0] == 1:
+        return torch.bmm(a.expand(2, -1, -1), b.expand(2, -1, -1))[:1]
+    if out is None:
+        return torch.bmm(a, b)
+    return torch.bmm(a, b, out=out)
+
+
+class _Dense(torch.autograd.Function):
+    """``h @ W + b`` with the gradient autograd would compute (same operations, same bits), but
+    the kernel's gradient written into a buffer that lives across steps: allocating a fresh
+    (K, fan_in, fan_out) tensor every step costs more than the matrix product on a CPU."""
+
+    @staticmethod
+    def forward(ctx, h, W, b, buffers):
+        ctx.save_for_backward(h, W)
+        ctx.buffers = buffers
+        return _bmm(h, W) + b.unsqueeze(1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, W = ctx.saved_tensors
+        grad_h = _bmm(grad, W.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        grad_W = None
+        if ctx.needs_input_grad[1]:
+            out = ctx.buffers.get(W) if ctx.buffers is not None else None
+            grad_W = _bmm(h.transpose(1, 2), grad, out=out)
+        grad_b = grad.sum(1) if ctx.needs_input_grad[2] else None
+        return grad_h, grad_W, grad_b, None
+
+
+class GradientBuffers:
+    """One reusable gradient buffer per kernel shape (see :class:`_Dense`)."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple, torch.Tensor] = {}
+
+    def get(self, W: torch.Tensor) -> torch.Tensor | None:
+        if W.shape[0] == 1:
+            return None
+        key = (tuple(W.shape), W.device, W.dtype)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = torch.empty(W.shape, dtype=W.dtype, device=W.device)
+        return buf
+
+
+def dense(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor, buffers: GradientBuffers | None = None) -> torch.Tensor:
+    """``h @ W + b`` per member, in Keras's order (matmul, then bias)."""
+    if torch.is_grad_enabled() and (W.requires_grad or b.requires_grad or h.requires_grad):
+        return _Dense.apply(h, W, b, buffers)
+    return _bmm(h, W) + b.unsqueeze(1)
 
 
 def output_activation(arch: Architecture, logits: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 from . import checks, data, rng
 from .losses import LOSS_NAMES, METRICS_FOR_TASK, make_loss, make_metric, member_mean, member_sum
 from .members import Member
-from .model import Architecture, forward, init_params
+from .model import Architecture, GradientBuffers, forward, init_params
 from .optimizers import make_optimizer
 from .pieces import REASON_CODE, STOP_REASONS, StepContext, stack_pieces
 from .results import TrainResult
@@ -142,6 +142,7 @@ def train(
                     reports[key] = torch.zeros(K, dtype=value.dtype, device=device)
                 reports[key][dest] = value[rows]
 
+    gradient_buffers = GradientBuffers()
     x_take = _taker(X)
     y_take = _taker(Y)
     for epoch in range(epochs):
@@ -153,7 +154,7 @@ def train(
             xb, yb = x_take(rows, alive), y_take(rows, alive)
             ctx = StepContext(seeds=seeds, learning_rate=lr, epoch=epoch, step=step)
             hook = _hidden_hook(hidden_pieces, ctx) if hidden_pieces else None
-            logits = forward(arch, params, xb, hook)
+            logits = forward(arch, params, xb, hook, gradient_buffers)
             data_loss = member_mean(loss_fn(logits, yb))
             grads = list(torch.autograd.grad(data_loss.sum(), params))
             batch_loss = data_loss.detach()
