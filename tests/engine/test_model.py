@@ -54,3 +54,20 @@ def test_forward_matches_a_keras_model(keras):
     x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
     ours = torch.sigmoid(forward(arch, params, torch.from_numpy(x)[None]))[0].numpy()
     np.testing.assert_allclose(ours, model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("K", [1, 3, 40])
+def test_buffered_dense_gradient_equals_autograd_bit_for_bit(K):
+    from reglab.engine.model import GradientBuffers, _bmm, _Dense
+
+    g = torch.Generator().manual_seed(K)
+    h = torch.randn(K, 17, 64, generator=g, requires_grad=True)
+    W = torch.randn(K, 64, 48, generator=g, requires_grad=True)
+    b = torch.randn(K, 48, generator=g, requires_grad=True)
+    upstream = torch.randn(K, 17, 48, generator=g)
+    native = torch.autograd.grad(((_bmm(h, W) + b.unsqueeze(1)) * upstream).sum(), (h, W, b))
+    buffers = GradientBuffers()
+    for _ in range(2):  # the second call reuses the buffer
+        custom = torch.autograd.grad((_Dense.apply(h, W, b, buffers) * upstream).sum(), (h, W, b))
+        for a, c in zip(native, custom):
+            assert torch.equal(a, c)

@@ -202,9 +202,14 @@ class GradientBuffers:
         return buf
 
 
+# Below this many kernel elements, autograd's own backward (the same operations) is cheaper
+# than a Python-level backward with a reused buffer.
+_BUFFERED_MIN_ELEMENTS = 1 << 16
+
+
 def dense(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor, buffers: GradientBuffers | None = None) -> torch.Tensor:
     """``h @ W + b`` per member, in Keras's order (matmul, then bias)."""
-    if torch.is_grad_enabled() and (W.requires_grad or b.requires_grad or h.requires_grad):
+    if buffers is not None and W.requires_grad and torch.is_grad_enabled() and W.numel() >= _BUFFERED_MIN_ELEMENTS:
         return _Dense.apply(h, W, b, buffers)
     return _bmm(h, W) + b.unsqueeze(1)
 

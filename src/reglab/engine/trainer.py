@@ -94,10 +94,7 @@ def train(
     available = {n: directions[n.removeprefix("val_")] for n in names}
 
     pieces = stack_pieces([m.techniques for m in members], arch, device, available)
-    penalty_pieces = [p for p in pieces if p.implements("penalty")]
-    hidden_pieces = [p for p in pieces if p.implements("hidden")]
-    update_pieces = [p for p in pieces if p.implements("after_update")]
-    stop_pieces = [p for p in pieces if p.implements("on_epoch_end")]
+    penalty_pieces, hidden_pieces, update_pieces, stop_pieces = _by_hook(pieces)
 
     seeds = torch.tensor([m.seed for m in members], dtype=torch.int64, device=device)
     lr = torch.tensor([m.learning_rate for m in members], dtype=torch.float32, device=device)
@@ -127,7 +124,6 @@ def train(
 
     def finish(rows: torch.Tensor, epoch: int, reason: torch.Tensor) -> None:
         """Store the final state of the members at `rows` (positions in the current population)."""
-        nonlocal params
         finished = [p.detach() for p in params]
         for piece in stop_pieces:
             finished = piece.finalize(finished)
@@ -191,27 +187,22 @@ def train(
                 reason = torch.where(~stop & decision.stop, decision.reason, reason)
                 stop = stop | decision.stop
 
-            last = epoch == epochs - 1
-            if last:
+            n_stopped = int(stop.sum())  # the one host sync per epoch
+            done = epoch == epochs - 1 or n_stopped == k
+            if done:
                 finish(torch.arange(k, device=device), epoch, reason)
-            elif bool(stop.any()):  # the one host sync per epoch
+            elif n_stopped:
+                # Stopped members leave the population with everything that belongs to them.
                 finish(torch.nonzero(stop).flatten(), epoch, reason)
                 keep = torch.nonzero(~stop).flatten()
-                if len(keep) == 0:
-                    if on_epoch_end is not None:
-                        on_epoch_end(epoch, 0)
-                    break
                 alive, seeds, lr = alive[keep], seeds[keep], lr[keep]
                 params = [p.detach()[keep].requires_grad_(True) for p in params]
                 opt_state = opt.select(opt_state, keep)
                 pieces = [p.select(keep) for p in pieces]
-                penalty_pieces = [p for p in pieces if p.implements("penalty")]
-                hidden_pieces = [p for p in pieces if p.implements("hidden")]
-                update_pieces = [p for p in pieces if p.implements("after_update")]
-                stop_pieces = [p for p in pieces if p.implements("on_epoch_end")]
+                penalty_pieces, hidden_pieces, update_pieces, stop_pieces = _by_hook(pieces)
         if on_epoch_end is not None:
-            on_epoch_end(epoch, len(alive) if not last else 0)
-        if len(alive) == 0 or last:
+            on_epoch_end(epoch, 0 if done else len(alive))
+        if done:
             break
 
     return TrainResult(
@@ -226,6 +217,11 @@ def train(
         metrics=metric_list,
         penalty_pieces=stack_pieces([m.techniques for m in members], arch, device, available),
     )
+
+
+def _by_hook(pieces):
+    """The pieces that implement each hook the loop calls."""
+    return tuple([p for p in pieces if p.implements(hook)] for hook in ("penalty", "hidden", "after_update", "on_epoch_end"))
 
 
 def _taker(t: torch.Tensor):
