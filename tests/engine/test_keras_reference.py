@@ -120,3 +120,19 @@ def test_validation_split_takes_the_last_rows_like_keras(keras):
         ox, oy, ovx, ovy = keras_validation_split(torch.from_numpy(X), torch.from_numpy(y), frac)
         np.testing.assert_array_equal(ox.numpy(), np.asarray(kx))
         np.testing.assert_array_equal(ovx.numpy(), np.asarray(kvx))
+
+
+@pytest.mark.slow
+def test_training_from_keras_initial_weights_matches_keras(keras, moons):
+    """Start from the weights Keras itself drew, handed to reglab as ``initial_params``."""
+    X, y = moons
+    arch = Architecture(n_inputs=2, hidden=(16, 16), task="binary")
+    keras.utils.set_random_seed(123)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(16, "relu"), keras.layers.Dense(1, "sigmoid")])
+    initial = [torch.from_numpy(w)[None] for w in model.get_weights()]
+    ours = train(arch, [Member(seed=9, learning_rate=0.01)], X[:80], y[:80], validation_data=(X[80:], y[80:]), epochs=20, initial_params=initial)
+    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy", metrics=["accuracy"])
+    hist = keras_fit_in_order(keras, model, 9, X[:80], y[:80], X[80:], y[80:], 20, 32)
+    np.testing.assert_allclose(ours.history["val_loss"][0], hist["val_loss"], rtol=2e-4, atol=1e-5)
+    for ours_p, theirs_p in zip(ours.params, model.get_weights()):
+        np.testing.assert_allclose(ours_p[0].numpy(), theirs_p, rtol=1e-3, atol=1e-5)

@@ -81,9 +81,10 @@ def test_accuracies_match_keras(keras, logits):
 
 @pytest.mark.parametrize("M", [5, 1000, 1025, 40000, 300000])
 def test_member_sum_does_not_depend_on_how_many_members_share_the_tensor(M):
-    x = torch.randn(6, M)
+    x = torch.randn(6, M, generator=torch.Generator().manual_seed(M))
     together = member_sum(x)
     for k in range(6):
         assert torch.equal(member_sum(x[k : k + 1]), together[k : k + 1])
     assert torch.equal(member_sum(x[1:4]), together[1:4])
-    np.testing.assert_allclose(together.numpy(), x.double().sum(1).numpy(), rtol=1e-5)
+    # And it is a sum: float32 rounding of M terms of size ~1 stays far below 1e-4 * M.
+    np.testing.assert_allclose(together.numpy(), x.double().sum(1).numpy(), rtol=0, atol=1e-4 * M**0.5 + 1e-5)
