@@ -51,3 +51,34 @@ def test_permutations_are_uniform(n):
     pos = (perms == 0).nonzero()[:, 1].numpy()
     counts = np.bincount(pos, minlength=n)
     assert stats.chisquare(counts).pvalue > 1e-3
+
+
+def _lowbias32_reference(x: int) -> int:
+    m = 0xFFFFFFFF
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & m
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & m
+    x ^= x >> 16
+    return x
+
+
+@pytest.mark.parametrize("n", [1, 7, 64, 1000])  # vector loops and scalar tails alike
+def test_bulk_bits_equal_a_pure_python_reference(n):
+    seeds = torch.tensor([0, 12345, 2**32 - 1])
+    keys = rng.derive_keys(seeds, rng.STREAM_NOISE, 4)
+    bits = rng.random_bits(keys, (n,))
+    for k, key in enumerate(keys.tolist()):
+        expected = [_lowbias32_reference(key ^ i) for i in range(n)]
+        got = [b & 0xFFFFFFFF for b in bits[k].tolist()]
+        assert got == expected
+
+
+def test_keep_mask_drops_with_the_probability():
+    keys = rng.derive_keys(torch.arange(4), rng.STREAM_NOISE, 0)
+    p = torch.tensor([0.0, 0.1, 0.5, 0.97])
+    mask = rng.keep_mask(keys, (100_001,), p)
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    dropped = 1.0 - mask.mean(1)
+    np.testing.assert_allclose(dropped.numpy(), p.numpy(), atol=0.005)
+    assert float(dropped[0]) == 0.0

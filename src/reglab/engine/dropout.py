@@ -1,7 +1,8 @@
 """Dropout (Keras ``layers.Dropout`` semantics) on the hidden layers.
 
-At training time each hidden unit is kept with probability ``1 - rate`` and kept units are scaled
-by ``1 / (1 - rate)`` (inverted dropout), so nothing changes at inference. The mask of member k
+At training time each hidden unit is kept with probability ``1 - rate`` (the rate rounded to a
+multiple of 2**-16) and kept units are divided by ``1 - rate`` (inverted dropout, as Keras does),
+so nothing changes at inference. The mask of member k
 in layer l at (epoch, step) is drawn from the key ``(seed_k, epoch, step, layer)``: it is the same
 whichever members share the population.
 """
@@ -61,10 +62,9 @@ class DropoutPiece(Piece):
         if layer not in self.active_layers:
             return h
         keys = rng.derive_keys(ctx.seeds, rng.STREAM_NOISE, _DROPOUT_STREAM, ctx.epoch, ctx.step, layer)
-        u = rng.uniform(keys, tuple(h.shape[1:]))
-        rate = self.rates[:, layer].view(-1, 1, 1)
-        keep = self.keep[:, layer].view(-1, 1, 1)
-        return torch.where(u >= rate, h / keep, torch.zeros((), dtype=h.dtype, device=h.device))
+        mask = rng.keep_mask(keys, tuple(h.shape[1:]), self.rates[:, layer])
+        # Keras: where(kept, x / keep, 0). Multiplying by the 0/1 mask first gives the same values.
+        return (h * mask) / self.keep[:, layer].view(-1, 1, 1)
 
     def select(self, index: torch.Tensor) -> DropoutPiece:
         return DropoutPiece(self.rates[index])

@@ -6,9 +6,12 @@ of the element, never from a generator whose stream depends on how many members 
 population or in which order they were drawn. That is what makes a member's trajectory the same
 whether it trains alone, among 400 others, or in a different chunk.
 
-The hash is PCG's output permutation used as a hash (Jarzynski & Olano, "Hash Functions for GPU
-Rendering", 2020), computed on int64 tensors holding 32-bit values so that every product stays
-below 2**63: no overflow, identical bits on every device.
+Keys are folded with PCG's output permutation used as a hash (Jarzynski & Olano, "Hash Functions
+for GPU Rendering", 2020) on int64 tensors holding 32-bit values, so every product stays below
+2**63. The bulk bits (one hash per element of a dropout mask) use Chris Wellons's "lowbias32"
+integer hash on int32 tensors, whose products wrap modulo 2**32 as two's-complement hardware does;
+int32 runs at twice the vector width of int64 on a CPU. A test checks those bits against a
+pure-Python reference.
 
 >>> import torch
 >>> k = derive_keys(torch.tensor([0, 1]), STREAM_SHUFFLE, 3)
@@ -50,18 +53,54 @@ def derive_keys(seeds: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor
     return h
 
 
+def _signed32(value: int) -> int:
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+_LOWBIAS_M1 = _signed32(0x7FEB352D)
+_LOWBIAS_M2 = _signed32(0x846CA68B)
+
+
+def lowbias32(x: torch.Tensor) -> torch.Tensor:
+    """Wellons's lowbias32 on an int32 tensor (bits as uint32; ``>>`` masked to be logical)."""
+    x = x ^ ((x >> 16) & 0xFFFF)
+    x = x * _LOWBIAS_M1
+    x = x ^ ((x >> 15) & 0x1FFFF)
+    x = x * _LOWBIAS_M2
+    return x ^ ((x >> 16) & 0xFFFF)
+
+
 def random_bits(keys: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """32-bit hashes of shape ``(K, *shape)``: element i of member k is ``hash(key_k ^ i)``."""
+    """32 random bits per element as int32, shape ``(K, *shape)``: element i of member k is
+    ``lowbias32(key_k ^ i)``."""
     n = 1
     for s in shape:
         n *= s
-    index = torch.arange(n, device=keys.device, dtype=torch.int64)
-    return pcg_hash(keys.reshape(-1, 1) ^ index).reshape(keys.shape[0], *shape)
+    k32 = (keys.to(torch.int64) & _MASK32).to(torch.int32).reshape(-1, 1)  # wraps to signed
+    index = torch.arange(n, device=keys.device, dtype=torch.int32)
+    return lowbias32(k32 ^ index).reshape(keys.shape[0], *shape)
 
 
 def uniform(keys: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """float32 uniforms in [0, 1) with 24 bits of resolution, shape ``(K, *shape)``."""
-    return (random_bits(keys, shape) >> 8).to(torch.float32) * (1.0 / (1 << 24))
+    return ((random_bits(keys, shape) >> 8) & 0xFFFFFF).to(torch.float32) * (1.0 / (1 << 24))
+
+
+def keep_mask(keys: torch.Tensor, shape: tuple[int, ...], drop_probability: torch.Tensor) -> torch.Tensor:
+    """float32 0/1 mask of shape ``(K, *shape)``: each element is 0 with ``drop_probability[k]``
+    (rounded to a multiple of 2**-16), else 1.
+
+    Every 32-bit hash feeds two elements (16 bits each), and the mask is made with integer
+    arithmetic and one conversion: on a CPU, boolean tensors and ``torch.where`` take a slow path.
+    """
+    n = 1
+    for s in shape:
+        n *= s
+    bits = random_bits(keys, ((n + 1) // 2,))
+    halves = torch.stack([bits & 0xFFFF, (bits >> 16) & 0xFFFF], dim=-1).reshape(keys.shape[0], -1)[:, :n]
+    threshold = torch.round(drop_probability.to(torch.float64) * 65536).to(torch.int32).view(-1, 1)
+    kept = ((halves - threshold) >> 31) + 1  # 0 where halves < threshold, else 1
+    return kept.to(torch.float32).reshape(keys.shape[0], *shape)
 
 
 def permutations(seeds: torch.Tensor, epoch: int, n: int) -> torch.Tensor:
