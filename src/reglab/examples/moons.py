@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = []
         for values in (on_train["data_loss"][rows], on_val["data_loss"][rows], on_val["accuracy"][rows]):
             mean, half = mean_ci(values)
-            cells.append(f"{mean:.3f} ± {half:.3f}")
+            cells.append(f"{mean:.3g} ± {half:.2g}")
         print(f"{name:<16}{cells[0]:>18}{cells[1]:>18}{cells[2]:>18}{result.epochs_run[rows].mean():>12.0f}")
     print("(mean ± 95 % CI across seeds; losses without the penalty term)")
     return 0
