@@ -81,43 +81,38 @@ class KernelPenaltyPiece(Piece):
         return KernelPenaltyPiece(self.coefficients[index], self.kind)
 
 
+class _KernelPenalty(Technique):
+    """What L1 and L2 share; the coefficient's field is named after the technique, as in Keras."""
+
+    @property
+    def coefficient(self):
+        return getattr(self, self.name)
+
+    def __post_init__(self) -> None:
+        _check_values(self.name, self.coefficient)
+        if isinstance(self.coefficient, list):
+            object.__setattr__(self, self.name, tuple(self.coefficient))
+
+    def validate(self, arch: Architecture) -> None:
+        _coefficients(self.name, self.coefficient, arch)
+
+    @classmethod
+    def stack(cls, settings, arch, device, available_logs) -> Piece:
+        rows = [_coefficients(cls.name, s.coefficient, arch) if s else (0.0,) * arch.n_layers for s in settings]
+        return KernelPenaltyPiece(member_column(rows, device), cls.name)
+
+
 @dataclass(frozen=True)
-class L1(Technique):
+class L1(_KernelPenalty):
     """Keras ``regularizers.L1(l1)`` on the kernels: adds ``l1 * sum(|w|)`` to the loss."""
 
     l1: float | tuple[float, ...] = 0.01
     name = "l1"
 
-    def __post_init__(self) -> None:
-        _check_values("l1", self.l1)
-        if isinstance(self.l1, list):
-            object.__setattr__(self, "l1", tuple(self.l1))
-
-    def validate(self, arch: Architecture) -> None:
-        _coefficients("l1", self.l1, arch)
-
-    @classmethod
-    def stack(cls, settings, arch, device, available_logs) -> Piece:
-        rows = [_coefficients("l1", s.l1, arch) if s else (0.0,) * arch.n_layers for s in settings]
-        return KernelPenaltyPiece(member_column(rows, device), "l1")
-
 
 @dataclass(frozen=True)
-class L2(Technique):
+class L2(_KernelPenalty):
     """Keras ``regularizers.L2(l2)`` on the kernels: adds ``l2 * sum(w**2)`` to the loss (no 1/2)."""
 
     l2: float | tuple[float, ...] = 0.01
     name = "l2"
-
-    def __post_init__(self) -> None:
-        _check_values("l2", self.l2)
-        if isinstance(self.l2, list):
-            object.__setattr__(self, "l2", tuple(self.l2))
-
-    def validate(self, arch: Architecture) -> None:
-        _coefficients("l2", self.l2, arch)
-
-    @classmethod
-    def stack(cls, settings, arch, device, available_logs) -> Piece:
-        rows = [_coefficients("l2", s.l2, arch) if s else (0.0,) * arch.n_layers for s in settings]
-        return KernelPenaltyPiece(member_column(rows, device), "l2")
