@@ -1,4 +1,15 @@
-"""The ``reglab`` command. For now: ``reglab --version`` and ``reglab example``."""
+"""The ``reglab`` command.
+
+    reglab run EXPERIMENT.toml --out DIR [--resume] [--quiet] [--device cpu] [--memory-mb 1024]
+    reglab show DIR
+    reglab datasets
+    reglab validate EXPERIMENT.toml
+    reglab example [--seeds N] [--epochs E]
+    reglab --version
+
+Exit status: 0 on success, 2 for a mistake in the input (one line on stderr says which file,
+field or row, the value and what is allowed), 1 for anything else (an internal error).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +17,78 @@ import argparse
 import sys
 
 from . import __version__
+from .errors import UserError
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reglab", description="See and measure what regularization does.")
     parser.add_argument("--version", action="version", version=f"reglab {__version__}")
     sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run an experiment file into a run folder")
+    run.add_argument("experiment")
+    run.add_argument("--out", required=True, help="the run folder (must be empty, or use --resume)")
+    run.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    run.add_argument("--memory-mb", type=float, default=None, help="memory budget per population chunk")
+    show = sub.add_parser("show", help="per-variant table of a finished run: mean ± 95%% CI across seeds")
+    show.add_argument("run_folder")
+    sub.add_parser("datasets", help="the built-in datasets: names, shapes, tasks")
+    validate = sub.add_parser("validate", help="check an experiment file without running it")
+    validate.add_argument("experiment")
     example = sub.add_parser("example", help="train the moons workload over many seeds and print a table")
     example.add_argument("--seeds", type=int, default=10)
     example.add_argument("--epochs", type=int, default=2000)
-    args = parser.parse_args(argv)
-    if args.command == "example":
-        from .examples import moons
+    return parser
 
-        return moons.main(["--seeds", str(args.seeds), "--epochs", str(args.epochs)])
-    parser.print_help(sys.stderr)
-    return 2
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as err:
+        print(f"reglab: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("reglab: interrupted; finished work is kept, continue with --resume", file=sys.stderr)
+        return 130
+
+
+def cmd_run(args) -> int:
+    from .commands import run
+
+    return run(args)
+
+
+def cmd_show(args) -> int:
+    from .commands import show
+
+    return show(args)
+
+
+def cmd_datasets(args) -> int:
+    from .commands import datasets
+
+    return datasets(args)
+
+
+def cmd_validate(args) -> int:
+    from .commands import validate
+
+    return validate(args)
+
+
+def cmd_example(args) -> int:
+    from .examples import moons
+
+    return moons.main(["--seeds", str(args.seeds), "--epochs", str(args.epochs)])
+
+
+COMMANDS = {"run": cmd_run, "show": cmd_show, "datasets": cmd_datasets, "validate": cmd_validate, "example": cmd_example}
 
 
 if __name__ == "__main__":

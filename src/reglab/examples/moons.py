@@ -13,10 +13,10 @@ import argparse
 import time
 
 import numpy as np
-from scipy import stats
 from sklearn.datasets import make_moons
 
 from reglab.engine import L1, L2, Architecture, Dropout, EarlyStopping, Member, train
+from reglab.stats import format_mean_ci
 
 VARIANTS = {
     "baseline": (),
@@ -25,15 +25,6 @@ VARIANTS = {
     "dropout 0.5": (Dropout(0.5),),
     "early stopping": (EarlyStopping(patience=100, restore_best_weights=True),),
 }
-
-
-def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Mean and the half-width of its t-based confidence interval."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float(values.mean()), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean()), float(half)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,10 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for name in VARIANTS:
         rows = labels == name
-        cells = []
-        for values in (on_train["data_loss"][rows], on_val["data_loss"][rows], on_val["accuracy"][rows]):
-            mean, half = mean_ci(values)
-            cells.append(f"{mean:.3g} ± {half:.2g}")
+        cells = [format_mean_ci(v) for v in (on_train["data_loss"][rows], on_val["data_loss"][rows], on_val["accuracy"][rows])]
         print(f"{name:<16}{cells[0]:>18}{cells[1]:>18}{cells[2]:>18}{result.epochs_run[rows].mean():>12.0f}")
     print("(mean ± 95 % CI across seeds; losses without the penalty term)")
     return 0

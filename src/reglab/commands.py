@@ -1,0 +1,111 @@
+"""What each ``reglab`` subcommand does (the parser and exit codes live in cli.py)."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import UserError
+
+err_console = Console(stderr=True)
+
+
+def run(args) -> int:
+    from .plan import DEFAULT_MEMORY_BUDGET_MB
+    from .runner import run_experiment
+    from .spec import Experiment
+
+    experiment = Experiment.from_file(args.experiment)
+    budget = args.memory_mb if args.memory_mb is not None else DEFAULT_MEMORY_BUDGET_MB
+    if not budget > 0:
+        raise UserError(f"--memory-mb: must be a number > 0, got {args.memory_mb}")
+    start = time.perf_counter()
+    if args.quiet:
+        summary = run_experiment(experiment, args.out, resume=args.resume, memory_budget_mb=budget, device=args.device)
+    else:
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("epochs · {task.fields[training]} training"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        ]
+        with Progress(*columns, console=err_console, transient=False) as bars:
+
+            def progress(number, total, n_members, epochs):
+                task = bars.add_task(f"population {number}/{total} ({n_members} networks)", total=epochs, training=n_members)
+
+                def on_epoch_end(epoch, n_training):
+                    bars.update(task, completed=epoch + 1, training=n_training)
+                    if n_training == 0:
+                        bars.update(task, total=epoch + 1)
+
+                return on_epoch_end
+
+            summary = run_experiment(
+                experiment, args.out, resume=args.resume, memory_budget_mb=budget, device=args.device, progress=progress
+            )
+    if not args.quiet:
+        err_console.print(f"{len(summary)} networks in {time.perf_counter() - start:.1f} s -> {args.out}")
+    return 0
+
+
+def show(args) -> int:
+    import numpy as np
+
+    from .stats import format_mean_ci
+    from .store import read_summary
+
+    summary = read_summary(args.run_folder)
+    metrics = [c for c in summary.columns if c.split("_", 1)[0] in ("train", "val", "test")]
+    table = Table(title=f"{args.run_folder}: mean ± 95 % CI across seeds")
+    table.add_column("variant")
+    table.add_column("n", justify="right")
+    for c in metrics:
+        table.add_column(c, justify="right")
+    table.add_column("epochs run", justify="right")
+    table.add_column("stop reasons")
+    for variant, rows in summary.groupby("variant", sort=False):
+        reasons = rows["stop_reason"].value_counts()
+        table.add_row(
+            str(variant),
+            str(len(rows)),
+            *[format_mean_ci(rows[c].to_numpy()) for c in metrics],
+            f"{np.mean(rows['epochs_run']):.0f}",
+            ", ".join(f"{r} {n}" for r, n in reasons.items()),
+        )
+    Console(width=max(120, 24 * len(metrics))).print(table)
+    return 0
+
+
+def datasets(args) -> int:
+    from .data import BUILTINS, GENERATORS, load_builtin
+
+    table = Table(title="built-in datasets (generators take parameters in [data.params])")
+    for col in ("name", "rows", "features", "task", "description"):
+        table.add_column(col)
+    for name in BUILTINS:
+        d = load_builtin(name)
+        task = d.task if d.task == "regression" else f"{d.task} ({d.n_classes} classes)"
+        description = d.description + (" [generator]" if name in GENERATORS else "")
+        table.add_row(name, str(len(d.X)), str(d.X.shape[1]), task, description)
+    Console(width=160).print(table)
+    return 0
+
+
+def validate(args) -> int:
+    from .plan import make_plan
+    from .spec import Experiment
+
+    experiment = Experiment.from_file(args.experiment)
+    plan = make_plan(experiment)
+    print(
+        f"{args.experiment}: ok: {len(experiment.spec.variant)} variants x {len(experiment.seeds())} seeds = "
+        f"{len(plan.members)} networks in {len(plan.populations)} population(s); "
+        f"data {plan.data.name} ({len(plan.data.X)} rows, {plan.arch.task})"
+    )
+    return 0

@@ -1,0 +1,215 @@
+"""Built-in datasets: the four origin experiments, parametrised generators, scikit-learn's bundled sets.
+
+Nothing is downloaded: the seed CSVs ship inside the package, generators are computed, and the
+scikit-learn sets are the ones bundled with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+from sklearn import datasets as skd
+from sklearn.model_selection import train_test_split
+
+from ..errors import UserError
+
+
+@dataclass
+class Dataset:
+    """Rows ``X`` (float64, (N, d)) and targets ``y``: class indices for classification, floats
+    (N,) for regression. ``fixed`` holds the dataset's own split, when it has one, as index arrays
+    for ``train``, ``val`` and optionally ``test``."""
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    task: str
+    feature_names: list[str]
+    classes: list = field(default_factory=list)
+    fixed: dict[str, np.ndarray] | None = None
+    description: str = ""
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def classification(name, X, labels, feature_names=None, **kw) -> Dataset:
+    classes, y = np.unique(np.asarray(labels), return_inverse=True)
+    task = "binary" if len(classes) == 2 else "multiclass"
+    names = feature_names or [f"x{i + 1}" for i in range(X.shape[1])]
+    return Dataset(name, np.asarray(X, dtype=np.float64), y, task, list(names), classes.tolist(), **kw)
+
+
+def regression(name, X, y, feature_names=None, **kw) -> Dataset:
+    names = feature_names or [f"x{i + 1}" for i in range(X.shape[1])]
+    return Dataset(name, np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64), "regression", list(names), **kw)
+
+
+def _seed_csv(filename: str) -> pd.DataFrame:
+    with resources.files("reglab.data").joinpath("seed", filename).open("r") as f:
+        return pd.read_csv(f)
+
+
+def _tail(n: int, fraction: float) -> dict[str, np.ndarray]:
+    split_at = int(np.floor(n * (1.0 - fraction)))
+    return {"train": np.arange(split_at), "val": np.arange(split_at, n)}
+
+
+# --- the four origin experiments (../shared/seed/NOTEBOOKS.md) ------------------------------------
+
+
+def seed_dropout_classification() -> Dataset:
+    df = _seed_csv("dropout_classification.csv")
+    return classification(
+        "seed-dropout-classification",
+        df[["x1", "x2"]].to_numpy(),
+        df["label"].to_numpy(),
+        ["x1", "x2"],
+        fixed=_tail(len(df), 0.2),
+        description="211 2-D points from the dropout notebook; Keras validation_split=0.2 (last rows)",
+    )
+
+
+def seed_dropout_regression() -> Dataset:
+    df = _seed_csv("dropout_regression.csv")
+    train = np.flatnonzero(df["split"].to_numpy() == "train")
+    test = np.flatnonzero(df["split"].to_numpy() == "test")
+    return regression(
+        "seed-dropout-regression",
+        df[["x"]].to_numpy(),
+        df["y"].to_numpy(),
+        ["x"],
+        fixed={"train": train, "val": test, "test": test},
+        description="20 train / 20 test noisy points on [-1, 1]; the test rows validate, as in the notebook",
+    )
+
+
+def seed_early_stopping() -> Dataset:
+    X, y = skd.make_circles(n_samples=100, noise=0.1, random_state=1)
+    idx_train, idx_test = train_test_split(np.arange(100), test_size=0.2, random_state=2)
+    return classification(
+        "seed-early-stopping",
+        X,
+        y,
+        fixed={"train": idx_train, "val": idx_test, "test": idx_test},
+        description="make_circles(100, noise=0.1, random_state=1), 80/20 split (random_state=2); test validates",
+    )
+
+
+def seed_regularization() -> Dataset:
+    X, y = skd.make_moons(100, noise=0.25, random_state=2)
+    return classification(
+        "seed-regularization",
+        X,
+        y,
+        fixed=_tail(100, 0.2),
+        description="make_moons(100, noise=0.25, random_state=2); Keras validation_split=0.2 (last rows)",
+    )
+
+
+# --- generators ------------------------------------------------------------------------------------
+
+
+def moons(n_samples=200, noise=0.25, random_state=0) -> Dataset:
+    X, y = skd.make_moons(n_samples, noise=noise, random_state=random_state)
+    return classification("moons", X, y, description="two interleaving half circles")
+
+
+def circles(n_samples=200, noise=0.1, factor=0.5, random_state=0) -> Dataset:
+    X, y = skd.make_circles(n_samples, noise=noise, factor=factor, random_state=random_state)
+    return classification("circles", X, y, description="a circle inside a circle")
+
+
+def blobs(n_samples=200, centers=3, n_features=2, cluster_std=1.0, random_state=0) -> Dataset:
+    X, y = skd.make_blobs(n_samples, n_features=n_features, centers=centers, cluster_std=cluster_std, random_state=random_state)
+    return classification("blobs", X, y, description="isotropic Gaussian blobs")
+
+
+def xor(n_samples=200, noise=0.1, random_state=0) -> Dataset:
+    g = np.random.default_rng(random_state)
+    X = g.uniform(-1, 1, size=(n_samples, 2))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    X = X + g.normal(scale=noise, size=X.shape)
+    return classification("xor", X, y, description="XOR of the signs of two uniform features, with noise")
+
+
+def spiral(n_samples=200, noise=0.2, turns=1.5, random_state=0) -> Dataset:
+    g = np.random.default_rng(random_state)
+    n = n_samples // 2
+    t = np.sqrt(g.uniform(0, 1, n)) * turns * 2 * np.pi
+    arm = np.c_[t * np.cos(t), t * np.sin(t)] / (turns * 2 * np.pi)
+    X = np.r_[arm, -arm[: n_samples - n]] + g.normal(scale=noise / 10, size=(n_samples, 2))
+    y = np.r_[np.zeros(n, int), np.ones(n_samples - n, int)]
+    return classification("spiral", X, y, description="two interleaved spirals")
+
+
+def gaussian_quantiles(n_samples=200, n_features=2, n_classes=2, random_state=0) -> Dataset:
+    X, y = skd.make_gaussian_quantiles(n_samples=n_samples, n_features=n_features, n_classes=n_classes, random_state=random_state)
+    return classification("gaussian-quantiles", X, y, description="classes by quantiles of a Gaussian's radius")
+
+
+def regression_1d(n_samples=40, noise=0.2, random_state=0) -> Dataset:
+    g = np.random.default_rng(random_state)
+    x = np.linspace(-1, 1, n_samples)
+    y = np.sin(3 * x) * 0.8 + g.normal(scale=noise, size=n_samples)
+    return regression("regression-1d", x[:, None], y, ["x"], description="y = 0.8 sin(3x) + noise on [-1, 1]")
+
+
+# --- scikit-learn's bundled sets ---------------------------------------------------------------------
+
+
+def _sklearn(name: str, loader, task: str) -> Callable[[], Dataset]:
+    def load() -> Dataset:
+        bunch = loader()
+        if task == "regression":
+            return regression(name, bunch.data, bunch.target, list(bunch.feature_names), description=f"scikit-learn's {name}")
+        names = [str(n) for n in getattr(bunch, "feature_names", [])] or None
+        return classification(name, bunch.data, bunch.target, names, description=f"scikit-learn's {name}")
+
+    return load
+
+
+BUILTINS: dict[str, Callable[..., Dataset]] = {
+    "seed-dropout-classification": seed_dropout_classification,
+    "seed-dropout-regression": seed_dropout_regression,
+    "seed-early-stopping": seed_early_stopping,
+    "seed-regularization": seed_regularization,
+    "moons": moons,
+    "circles": circles,
+    "blobs": blobs,
+    "xor": xor,
+    "spiral": spiral,
+    "gaussian-quantiles": gaussian_quantiles,
+    "regression-1d": regression_1d,
+    "iris": _sklearn("iris", skd.load_iris, "classification"),
+    "wine": _sklearn("wine", skd.load_wine, "classification"),
+    "breast_cancer": _sklearn("breast_cancer", skd.load_breast_cancer, "classification"),
+    "digits": _sklearn("digits", skd.load_digits, "classification"),
+    "diabetes": _sklearn("diabetes", skd.load_diabetes, "regression"),
+}
+
+GENERATORS = {"moons", "circles", "blobs", "xor", "spiral", "gaussian-quantiles", "regression-1d"}
+
+
+def load_builtin(name: str, params: dict | None = None, where: str = "data.dataset") -> Dataset:
+    """A built-in dataset by name; ``params`` are a generator's arguments."""
+    if name not in BUILTINS:
+        raise UserError(f"{where}: unknown dataset {name!r}; built-in datasets are " + ", ".join(BUILTINS))
+    params = params or {}
+    if params and name not in GENERATORS:
+        raise UserError(f"{where}: {name!r} takes no parameters, got {', '.join(sorted(params))}")
+    import inspect
+
+    allowed = inspect.signature(BUILTINS[name]).parameters
+    for key in params:
+        if key not in allowed:
+            raise UserError(f"{where}: {name!r} has no parameter {key!r}; it takes " + ", ".join(allowed))
+    try:
+        return BUILTINS[name](**params)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"{where}: {name!r} rejected its parameters: {err}") from None

@@ -1,0 +1,163 @@
+"""The planner: every (variant, seed[, fold]) member of an experiment, grouped into populations.
+
+Members share a population when they can train in one call of the engine: same architecture,
+epochs, batch size, optimizer, and the same numbers of training and validation rows. Populations
+are chunked to a memory budget. Members are pure, so neither grouping nor chunking changes any
+member's result; the tests check that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import Dataset, SplitSpec, load_builtin, load_table, split_indices
+from .engine import Architecture, Member
+from .errors import UserError
+from .spec import Experiment, VariantSpec
+
+DEFAULT_MEMORY_BUDGET_MB = 1024
+
+
+@dataclass
+class MemberPlan:
+    """One network to train, and where its rows are."""
+
+    id: int
+    variant: VariantSpec
+    seed: int
+    fold: int | None
+    rows: dict[str, np.ndarray]
+    learning_rate: float
+    epochs: int
+    batch_size: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.variant.name}|{self.seed}|{'' if self.fold is None else self.fold}"
+
+
+@dataclass
+class Population:
+    members: list[MemberPlan]
+    epochs: int
+    batch_size: int
+
+
+@dataclass
+class Plan:
+    experiment: Experiment
+    data: Dataset
+    arch: Architecture
+    members: list[MemberPlan]
+    populations: list[Population]
+
+
+def load_data(experiment: Experiment) -> tuple[Dataset, np.ndarray | None]:
+    """The dataset and, when the experiment names one, the explicit test rows."""
+    d = experiment.spec.data
+    if d.dataset is not None:
+        data = load_builtin(d.dataset, dict(d.params))
+        return data, None
+    data = load_table(d.path, d.target, d.features, d.task)
+    test_rows = None
+    if d.test_path is not None:
+        test = load_table(d.test_path, d.target, data.feature_names, "regression" if data.task == "regression" else "classification")
+        if data.task != "regression":
+            mapping = {c: i for i, c in enumerate(data.classes)}
+            unknown = [c for c in test.classes if c not in mapping]
+            if unknown:
+                raise UserError(f"{d.test_path}: class {unknown[0]!r} does not occur in {d.path}")
+            test.y = np.array([mapping[test.classes[i]] for i in test.y])
+        test_rows = np.arange(len(data.X), len(data.X) + len(test.X))
+        data.X = np.vstack([data.X, test.X])
+        data.y = np.concatenate([data.y, test.y])
+    elif d.split_column is not None:
+        import pandas as pd
+
+        frame = pd.read_parquet(d.path) if d.path.endswith((".parquet", ".pq")) else pd.read_csv(d.path, dtype=str)
+        if d.split_column not in frame.columns:
+            raise UserError(f"{d.path}: no split column {d.split_column!r}; columns are " + ", ".join(map(str, frame.columns)))
+        labels = frame[d.split_column].astype(str).str.strip().str.lower().to_numpy()
+        bad = ~np.isin(labels, ["train", "test"])
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise UserError(f"{d.path}: line {i + 2}, column {d.split_column!r}: must be train or test, got {labels[i]!r}")
+        test_rows = np.flatnonzero(labels == "test")
+        keep = [c for c in data.feature_names if c != d.split_column]
+        if len(keep) != len(data.feature_names):  # the split column is not a feature
+            cols = [data.feature_names.index(c) for c in keep]
+            data.X, data.feature_names = data.X[:, cols], keep
+    return data, test_rows
+
+
+def architecture(experiment: Experiment, data: Dataset) -> Architecture:
+    m = experiment.spec.model
+    if data.task == "regression":
+        return Architecture(data.X.shape[1], tuple(m.hidden), m.activation, "regression", 1)
+    n_outputs = 1 if data.task == "binary" else data.n_classes
+    return Architecture(data.X.shape[1], tuple(m.hidden), m.activation, data.task, n_outputs)
+
+
+def split_spec(experiment: Experiment, data: Dataset) -> SplitSpec:
+    d = experiment.spec.data
+    method = d.split or ("fixed" if data.fixed is not None else "tail")
+    return SplitSpec(method=method, validation=float(d.validation), test=float(d.test), folds=d.folds)
+
+
+def bytes_per_member(arch: Architecture, rows: dict[str, np.ndarray], batch_size: int, shared_rows: bool) -> int:
+    widths = arch.widths
+    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+    # weights, gradient, two Adam moments, scratch, final copy, best-weights snapshot
+    state = 7 * params
+    activations = 4 * (batch_size + len(rows.get("val", ()))) * sum(widths)
+    data = 0 if shared_rows else sum(len(r) for r in rows.values()) * (arch.n_inputs + arch.n_outputs)
+    return 4 * (state + activations + data)
+
+
+def make_plan(experiment: Experiment, memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB, only: set[str] | None = None) -> Plan:
+    """All members (or those whose key is in ``only``), grouped and chunked."""
+    data, test_rows = load_data(experiment)
+    arch = architecture(experiment, data)
+    splits = split_spec(experiment, data)
+    t = experiment.spec.train
+    folds = range(splits.folds) if splits.method == "kfold" else [None]
+    members = []
+    for variant in experiment.spec.variant:
+        for seed in experiment.seeds():
+            for fold in folds:
+                rows = split_indices(data, splits, seed, fold, test_rows)
+                members.append(
+                    MemberPlan(
+                        id=len(members),
+                        variant=variant,
+                        seed=seed,
+                        fold=fold,
+                        rows=rows,
+                        learning_rate=float(variant.learning_rate or t.learning_rate),
+                        epochs=variant.epochs or t.epochs,
+                        batch_size=variant.batch_size or t.batch_size,
+                    )
+                )
+    todo = [m for m in members if only is None or m.key in only]
+    groups: dict[tuple, list[MemberPlan]] = {}
+    for m in todo:
+        key = (m.epochs, m.batch_size, len(m.rows["train"]), len(m.rows["val"]), len(m.rows.get("test", ())))
+        groups.setdefault(key, []).append(m)
+    shared = splits.method in ("fixed", "tail")
+    budget = memory_budget_mb * 2**20
+    populations = []
+    for (epochs, batch_size, *_), group in groups.items():
+        per = bytes_per_member(arch, group[0].rows, batch_size, shared)
+        size = max(1, int(budget // per))
+        for start in range(0, len(group), size):
+            populations.append(Population(group[start : start + size], epochs, batch_size))
+    return Plan(experiment, data, arch, members, populations)
+
+
+def engine_members(population: Population) -> list[Member]:
+    return [
+        Member(seed=m.seed, learning_rate=m.learning_rate, techniques=Experiment.techniques(m.variant), label=m.variant.name)
+        for m in population.members
+    ]

@@ -1,0 +1,119 @@
+"""Run an experiment: plan -> engine, one population chunk at a time -> run folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .engine import train
+from .plan import DEFAULT_MEMORY_BUDGET_MB, Plan, Population, engine_members, make_plan
+from .spec import Experiment
+from .store import RunFolder
+
+# progress(population_number, n_populations, n_members, epochs) -> on_epoch_end(epoch, n_training)
+Progress = Callable[[int, int, int, int], Callable[[int, int], None]]
+
+
+def _member_arrays(plan: Plan, population: Population, split: str):
+    """x, y for one split of every member: shared 2-D arrays when all members use the same rows."""
+    standardize = plan.experiment.spec.data.standardize
+    X, y = plan.data.X, plan.data.y
+    rows = [m.rows[split] for m in population.members]
+    same = all(np.array_equal(rows[0], r) for r in rows[1:])
+    members = population.members[:1] if same else population.members
+
+    def one(m, r):
+        x = X[r]
+        if standardize:  # fitted on the member's own training rows only
+            train = X[m.rows["train"]]
+            std = train.std(0)
+            x = (x - train.mean(0)) / np.where(std > 0, std, 1.0)
+        return x
+
+    xs = [one(m, m.rows[split]) for m in members]
+    ys = [y[m.rows[split]] for m in members]
+    if same:
+        return xs[0], ys[0]
+    return np.stack(xs), np.stack(ys)
+
+
+def _metrics(task: str) -> list[str]:
+    return ["loss", "accuracy"] if task != "regression" else ["loss", "mse", "mae"]
+
+
+def run_population(plan: Plan, population: Population, device: str = "cpu", on_epoch_end=None):
+    """Train one chunk; return its summary rows, history frame and weights."""
+    members = engine_members(population)
+    x, y = _member_arrays(plan, population, "train")
+    xv, yv = _member_arrays(plan, population, "val")
+    opt = plan.experiment.optimizer()
+    result = train(
+        plan.arch,
+        members,
+        x,
+        y,
+        validation_data=(xv, yv),
+        epochs=population.epochs,
+        batch_size=population.batch_size,
+        optimizer=opt,
+        device=device,
+        on_epoch_end=on_epoch_end,
+    )
+    splits = ["train", "val"] + (["test"] if "test" in population.members[0].rows else [])
+    scores = {s: result.evaluate(*_member_arrays(plan, population, s)) for s in splits}
+    kfold = any(m.fold is not None for m in population.members)
+    rows, frames, weights = [], [], {}
+    best = result.best_epoch
+    for k, m in enumerate(population.members):
+        row = {"key": m.key, "variant": m.variant.name, "seed": m.seed}
+        if kfold:
+            row["fold"] = m.fold
+        row.update(
+            epochs_run=int(result.epochs_run[k]),
+            best_epoch=int(best[k]),
+            stop_reason=result.stop_reason[k],
+            restored=bool(result.restored[k]),
+        )
+        for s in splits:
+            for metric in _metrics(plan.arch.task):
+                value = scores[s]["data_loss" if metric == "loss" else metric][k]
+                row[f"{s}_{metric}"] = float(value)
+        rows.append(row)
+        n = int(result.epochs_run[k])
+        frame = {"key": m.key, "variant": m.variant.name, "seed": m.seed}
+        if kfold:
+            frame["fold"] = m.fold
+        frame["epoch"] = np.arange(n)
+        for name, values in result.history.items():
+            frame[name] = values[k, :n]
+        frames.append(pd.DataFrame(frame))
+        prefix = f"{m.variant.name}/seed={m.seed}" + (f"/fold={m.fold}" if m.fold is not None else "")
+        for i, p in enumerate(result.params):
+            kind = "kernel" if i % 2 == 0 else "bias"
+            weights[f"{prefix}/{kind}_{i // 2}"] = p[k].detach().cpu().contiguous()
+    return rows, pd.concat(frames, ignore_index=True), weights
+
+
+def run_experiment(
+    experiment: Experiment,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Train every member not already in ``out`` and assemble the summary; returns it."""
+    folder = RunFolder.open(out, experiment, resume)
+    finished = folder.finished_keys()
+    full = make_plan(experiment, memory_budget_mb)
+    todo = {m.key for m in full.members} - finished
+    plan = make_plan(experiment, memory_budget_mb, only=todo) if finished else full
+    for number, population in enumerate(plan.populations, start=1):
+        callback = progress(number, len(plan.populations), len(population.members), population.epochs) if progress else None
+        rows, history, weights = run_population(plan, population, device, callback)
+        folder.write_part(f"part-{population.members[0].id:06d}", rows, history, weights)
+    return folder.finalize([m.key for m in full.members])

@@ -1,0 +1,351 @@
+"""Experiment files: TOML <-> validated ``Experiment`` <-> resolved TOML in the run folder.
+
+The structure is checked by pydantic (unknown keys are errors); every technique setting is then
+built with the engine's own classes, whose checks give the message. Errors read
+``file.toml: variant[2].dropout: must be a number in [0, 1), got 1.2``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .engine import L1, L2, SGD, Adam, Architecture, Dropout, EarlyStopping
+from .errors import UserError
+
+Strict = ConfigDict(extra="forbid", strict=True)
+Number = float | int
+
+
+class EarlyStoppingSpec(BaseModel):
+    model_config = Strict
+    monitor: str = "val_loss"
+    min_delta: Number = 0.0
+    patience: int = 0
+    mode: str = "auto"
+    baseline: Number | None = None
+    restore_best_weights: bool = False
+    start_from_epoch: int = 0
+    check_finite: bool = True
+    stopping_threshold: Number | None = None
+    divergence_threshold: Number | None = None
+
+
+class DataSpec(BaseModel):
+    model_config = Strict
+    dataset: str | None = None
+    params: dict[str, Number | str] = Field(default_factory=dict)
+    path: str | None = None
+    target: str | None = None
+    features: list[str] | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+    split: Literal["fixed", "tail", "random", "stratified", "kfold"] | None = None
+    validation: Number = 0.2
+    test: Number = 0.0
+    test_path: str | None = None
+    split_column: str | None = None
+    folds: int = 5
+    standardize: bool = False
+
+
+class ModelSpec(BaseModel):
+    model_config = Strict
+    hidden: list[int] = Field(default_factory=lambda: [128, 128])
+    activation: str = "relu"
+
+
+class TrainSpec(BaseModel):
+    model_config = Strict
+    optimizer: Literal["adam", "sgd"] = "adam"
+    learning_rate: Number = 0.001
+    epochs: int = 100
+    batch_size: int = 32
+    momentum: Number = 0.0
+    nesterov: bool = False
+
+
+class VariantSpec(BaseModel):
+    model_config = Strict
+    name: str
+    dropout: Number | list[Number] = 0.0
+    l1: Number | list[Number] = 0.0
+    l2: Number | list[Number] = 0.0
+    early_stopping: EarlyStoppingSpec | None = None
+    learning_rate: Number | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+
+
+class SweepRange(BaseModel):
+    model_config = Strict
+    log: list[Number] | None = None
+    linear: list[Number] | None = None
+    num: int
+
+
+class ExperimentSpec(BaseModel):
+    model_config = Strict
+    name: str
+    seeds: int | list[int] = 10
+    data: DataSpec
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    variant: list[VariantSpec] = Field(default_factory=lambda: [VariantSpec(name="baseline")])
+    sweep: dict[str, list[Number] | list[int] | SweepRange] = Field(default_factory=dict)
+    reglab: dict[str, Any] = Field(default_factory=dict)  # versions, written into resolved files
+
+
+# ---------------------------------------------------------------------------------------------------
+# Error messages
+
+_PHRASES = {
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "missing": "is required",
+}
+
+
+def _location(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("int", "float", "list[union[float,int]]", "list[int]", "SweepRange", "EarlyStoppingSpec"):
+            continue  # pydantic's names for the branches of a union
+        elif "[" in str(part) or str(part).startswith("function"):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _describe(error: dict, model: type[BaseModel]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "literal_error":
+        return f"must be {error['ctx']['expected']}, got {error['input']!r}"
+    phrase = _PHRASES.get(kind, error["msg"])
+    return phrase if kind == "missing" else f"{phrase}, got {error['input']!r}"
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    models = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec, "variant": VariantSpec, "early_stopping": EarlyStoppingSpec}
+    model: type[BaseModel] = ExperimentSpec
+    for part in loc[:-1]:
+        if isinstance(part, str) and part in models:
+            model = models[part]
+    return list(model.model_fields)
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = _location(first["loc"])
+    text = _describe(first, ExperimentSpec)
+    if first["type"] == "extra_forbidden":
+        text += "; allowed: " + ", ".join(k for k in _allowed_keys(first["loc"]) if k != "reglab")
+    return f"{source}: {where}: {text}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading, sweeps, resolution
+
+SWEEPABLE = ("dropout", "l1", "l2", "learning_rate", "epochs", "batch_size")
+
+
+def _sweep_values(key: str, value) -> list:
+    if isinstance(value, SweepRange):
+        bounds = value.log if value.log is not None else value.linear
+        if bounds is None or len(bounds) != 2 or (value.log is not None and value.linear is not None):
+            raise UserError(f"sweep.{key}: give exactly one of log = [low, high] or linear = [low, high], and num")
+        if value.num < 1:
+            raise UserError(f"sweep.{key}.num: must be an integer >= 1, got {value.num}")
+        if value.log is not None:
+            if min(bounds) <= 0:
+                raise UserError(f"sweep.{key}.log: bounds must be > 0, got {bounds}")
+            return [float(v) for v in np.geomspace(bounds[0], bounds[1], value.num)]
+        return [float(v) for v in np.linspace(bounds[0], bounds[1], value.num)]
+    if not value:
+        raise UserError(f"sweep.{key}: must list at least one value")
+    return list(value)
+
+
+def _apply(variant: VariantSpec, key: str, value) -> VariantSpec:
+    if key.startswith("early_stopping."):
+        field = key.split(".", 1)[1]
+        base = variant.early_stopping or EarlyStoppingSpec()
+        return variant.model_copy(update={"early_stopping": base.model_copy(update={field: value})})
+    return variant.model_copy(update={key: value})
+
+
+def expand_sweep(spec: ExperimentSpec) -> list[VariantSpec]:
+    """Each declared variant times every point of the sweep grid; names say the point."""
+    if not spec.sweep:
+        return list(spec.variant)
+    for key in spec.sweep:
+        field = key.split(".", 1)[1] if key.startswith("early_stopping.") else None
+        if key not in SWEEPABLE and (field is None or field not in EarlyStoppingSpec.model_fields):
+            allowed = ", ".join([*SWEEPABLE, "early_stopping.<parameter>"])
+            raise UserError(f"sweep.{key}: not a sweepable parameter; sweepable: {allowed}")
+    grids = [[(k, v) for v in _sweep_values(k, value)] for k, value in spec.sweep.items()]
+    out = []
+    for variant in spec.variant:
+        for point in itertools.product(*grids):
+            v = variant
+            for key, value in point:
+                v = _apply(v, key, value)
+            label = " ".join(f"{k}={value:g}" if isinstance(value, float) else f"{k}={value}" for k, value in point)
+            name = label if variant.name == "baseline" and len(spec.variant) == 1 else f"{variant.name} {label}"
+            out.append(v.model_copy(update={"name": name}))
+    return out
+
+
+def seeds_of(spec: ExperimentSpec) -> list[int]:
+    return list(range(spec.seeds)) if isinstance(spec.seeds, int) else list(spec.seeds)
+
+
+class Experiment:
+    """A validated experiment: the spec with its sweep expanded and every setting checked."""
+
+    def __init__(self, spec: ExperimentSpec, source: str = "<experiment>"):
+        self.source = source
+        variants = expand_sweep(spec)
+        self.spec = spec.model_copy(update={"variant": variants, "sweep": {}})
+        self._check()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Experiment:
+        path = Path(path)
+        if not path.exists():
+            raise UserError(f"{path}: file not found")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise UserError(f"{path}: not valid TOML: {err}") from None
+        return cls.from_dict(raw, str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "<experiment>") -> Experiment:
+        try:
+            spec = ExperimentSpec.model_validate(raw)
+        except ValidationError as err:
+            raise UserError(format_validation_error(source, err)) from None
+        try:
+            return cls(spec, source)
+        except UserError as err:
+            raise UserError(f"{source}: {err}") from None
+
+    def _check(self) -> None:
+        s = self.spec
+        seeds = seeds_of(s)
+        if isinstance(s.seeds, int) and s.seeds < 1:
+            raise UserError(f"seeds: must be a count >= 1 or a list of seeds, got {s.seeds}")
+        if len(set(seeds)) != len(seeds):
+            raise UserError(f"seeds: must not repeat a seed, got {s.seeds}")
+        for i, seed in enumerate(seeds):
+            if not 0 <= seed < 2**32:
+                raise UserError(f"seeds[{i}]: must be an integer in [0, 4294967295], got {seed}")
+        d = s.data
+        if (d.dataset is None) == (d.path is None):
+            raise UserError("data: give exactly one of dataset = \"<built-in>\" or path = \"<file>\"")
+        if d.path is not None and d.target is None:
+            raise UserError("data.target: is required with data.path")
+        for field, lo, hi in (("validation", 0.0, 1.0), ("test", 0.0, 1.0)):
+            value = getattr(d, field)
+            if not (lo <= value < hi) or (field == "validation" and value == 0 and d.split not in ("fixed", "kfold", None)):
+                raise UserError(f"data.{field}: must be a number in [0, 1){' and > 0' if field == 'validation' else ''}, got {value}")
+        if d.folds < 2:
+            raise UserError(f"data.folds: must be an integer >= 2, got {d.folds}")
+        if sum(x is not None for x in (d.test_path, d.split_column)) + (d.test > 0) > 1:
+            raise UserError("data: give at most one of test, test_path and split_column")
+        names = [v.name for v in s.variant]
+        for name in names:
+            if names.count(name) > 1:
+                raise UserError(f"variant: names must be unique, {name!r} appears {names.count(name)} times")
+        self._guard("model", lambda: Architecture(n_inputs=1, hidden=tuple(s.model.hidden), activation=s.model.activation))
+        self._guard("train", lambda: self.optimizer())
+        for field in ("learning_rate",):
+            if not getattr(s.train, field) > 0:
+                raise UserError(f"train.{field}: must be a number > 0, got {getattr(s.train, field)}")
+        for field in ("epochs", "batch_size"):
+            if getattr(s.train, field) < 1:
+                raise UserError(f"train.{field}: must be an integer >= 1, got {getattr(s.train, field)}")
+        for i, v in enumerate(s.variant):
+            self._guard(f"variant[{i}]", lambda v=v: self.techniques(v))
+            if v.learning_rate is not None and not v.learning_rate > 0:
+                raise UserError(f"variant[{i}].learning_rate: must be a number > 0, got {v.learning_rate}")
+            for field in ("epochs", "batch_size"):
+                value = getattr(v, field)
+                if value is not None and value < 1:
+                    raise UserError(f"variant[{i}].{field}: must be an integer >= 1, got {value}")
+
+    @staticmethod
+    def _guard(where: str, build) -> None:
+        try:
+            build()
+        except ValueError as err:
+            text = str(err)
+            text = text.removeprefix("optimizer.").removeprefix("early_stopping.") if where == "train" else text
+            raise UserError(f"{where}.{text}") from None
+
+    # --- what the engine needs -------------------------------------------------------------------
+
+    def optimizer(self):
+        t = self.spec.train
+        return Adam() if t.optimizer == "adam" else SGD(momentum=float(t.momentum), nesterov=t.nesterov)
+
+    @staticmethod
+    def techniques(v: VariantSpec) -> tuple:
+        out = []
+        if v.dropout != 0:
+            out.append(Dropout(v.dropout if not isinstance(v.dropout, list) else tuple(v.dropout)))
+        if v.l1 != 0:
+            out.append(L1(v.l1 if not isinstance(v.l1, list) else tuple(v.l1)))
+        if v.l2 != 0:
+            out.append(L2(v.l2 if not isinstance(v.l2, list) else tuple(v.l2)))
+        if v.early_stopping is not None:
+            out.append(EarlyStopping(**v.early_stopping.model_dump()))
+        return tuple(out)
+
+    def seeds(self) -> list[int]:
+        return seeds_of(self.spec)
+
+    # --- round trip ------------------------------------------------------------------------------
+
+    def resolved(self, versions: dict[str, str] | None = None) -> dict:
+        """The experiment with every default explicit and the sweep expanded, as TOML data."""
+        data = self.spec.model_dump(exclude_none=True)
+        data.pop("sweep", None)
+        data["reglab"] = dict(versions or {})
+        return _plain(data)
+
+    def to_toml(self, versions: dict[str, str] | None = None) -> str:
+        return tomli_w.dumps(self.resolved(versions))
+
+    def fingerprint(self) -> dict:
+        """What must match for ``--resume`` to continue a run folder: everything but versions."""
+        data = self.resolved()
+        data.pop("reglab", None)
+        return data
+
+
+def _plain(value):
+    """TOML has no null and no use for empty tables: drop both."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None and v != {}}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,127 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_circles, make_moons
+from sklearn.model_selection import train_test_split
+
+from reglab.data import BUILTINS, SplitSpec, load_builtin, load_table, split_indices
+from reglab.errors import UserError
+
+
+def error(fn):
+    with pytest.raises(UserError) as err:
+        fn()
+    return str(err.value)
+
+
+@pytest.mark.parametrize("name", list(BUILTINS))
+def test_every_builtin_loads(name):
+    d = load_builtin(name)
+    assert d.X.ndim == 2 and len(d.X) == len(d.y) > 0
+    assert np.isfinite(d.X).all()
+    assert d.task in ("binary", "multiclass", "regression")
+
+
+def test_seed_datasets_are_the_notebooks():
+    c = load_builtin("seed-dropout-classification")
+    assert c.X.shape == (211, 2) and np.bincount(c.y).tolist() == [105, 106]
+    assert len(c.fixed["train"]) == 168 and c.fixed["val"][0] == 168  # Keras tail split of 0.2
+    r = load_builtin("seed-dropout-regression")
+    assert len(r.fixed["train"]) == len(r.fixed["test"]) == 20
+    np.testing.assert_allclose(r.X[r.fixed["train"], 0], np.linspace(-1, 1, 20), atol=1e-6)
+    e = load_builtin("seed-early-stopping")
+    X, y = make_circles(n_samples=100, noise=0.1, random_state=1)
+    _, Xt, _, _ = train_test_split(X, y, test_size=0.2, random_state=2)
+    np.testing.assert_array_equal(e.X[e.fixed["val"]], Xt)
+    m = load_builtin("seed-regularization")
+    np.testing.assert_array_equal(m.X, make_moons(100, noise=0.25, random_state=2)[0])
+    assert m.fixed["val"].tolist() == list(range(80, 100))
+
+
+def test_generators_take_parameters_and_say_which():
+    assert load_builtin("moons", {"n_samples": 50, "noise": 0.1}).X.shape == (50, 2)
+    assert load_builtin("blobs", {"centers": 4}).n_classes == 4
+    assert error(lambda: load_builtin("moons", {"noisy": 1})) == (
+        "data.dataset: 'moons' has no parameter 'noisy'; it takes n_samples, noise, random_state"
+    )
+    assert error(lambda: load_builtin("iris", {"n": 1})) == "data.dataset: 'iris' takes no parameters, got n"
+    assert error(lambda: load_builtin("mnist")).startswith("data.dataset: unknown dataset 'mnist'; built-in datasets are seed-dropout-classification,")
+
+
+@pytest.fixture
+def table(tmp_path):
+    df = pd.DataFrame({"a": [0.1, 0.5, 0.3, 0.9, 0.7, 0.2], "b": [1, 2, 3, 4, 5, 6], "label": ["x", "y", "x", "y", "x", "y"]})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    df.to_parquet(tmp_path / "t.parquet", index=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_user_tables(table, suffix):
+    d = load_table(table / f"t.{suffix}", "label")
+    assert d.task == "binary" and d.classes == ["x", "y"] and d.feature_names == ["a", "b"]
+    assert d.X.shape == (6, 2)
+    assert load_table(table / f"t.{suffix}", "label", features=["b"]).X.shape == (6, 1)
+    reg = load_table(table / f"t.{suffix}", "a", features=["b"])
+    assert reg.task == "regression"
+
+
+def test_integer_labels_are_classes_and_floats_are_regression(tmp_path):
+    pd.DataFrame({"x": range(30), "y": [i % 3 for i in range(30)], "z": np.linspace(0, 1, 30)}).to_csv(tmp_path / "d.csv", index=False)
+    assert load_table(tmp_path / "d.csv", "y").task == "multiclass"
+    assert load_table(tmp_path / "d.csv", "z").task == "regression"
+    assert load_table(tmp_path / "d.csv", "y", task="regression").task == "regression"
+
+
+def test_bad_data_messages(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("a,b,label\n1,2,0\n3,oops,1\n5,6,0\n")
+    assert error(lambda: load_table(p, "label")) == f"{p}: line 3, column 'b': not a number: 'oops'; features must be finite numbers"
+    p.write_text("a,b,label\n1,2,0\n3,4,1\n5,,0\n")
+    assert error(lambda: load_table(p, "label")) == f"{p}: line 4, column 'b': missing: ''; features must be finite numbers"
+    p.write_text("a,b,label\n1,inf,0\n3,4,1\n")
+    assert error(lambda: load_table(p, "label")) == f"{p}: line 2, column 'b': not finite: 'inf'; features must be finite numbers"
+    p.write_text("a,b,label\n1,2,0\n3,4,0\n")
+    assert error(lambda: load_table(p, "label")) == f"{p}: column 'label' has a single class (0); classification needs at least two"
+    assert error(lambda: load_table(p, "target")) == f"{p}: no target column 'target'; columns are a, b, label"
+    assert error(lambda: load_table(tmp_path / "nope.csv", "y")) == f"data.path: file not found: {tmp_path / 'nope.csv'}"
+    assert error(lambda: load_table(p, "label", features=["c"])) == f"{p}: no feature column 'c'; columns are a, b, label"
+
+
+def test_tail_split_is_keras_validation_split():
+    d = load_builtin("moons", {"n_samples": 101})
+    s = split_indices(d, SplitSpec("tail", validation=0.2), seed=0)
+    assert s["train"].tolist() == list(range(80)) and s["val"].tolist() == list(range(80, 101))
+    assert split_indices(d, SplitSpec("tail", validation=0.2), seed=5)["val"].tolist() == s["val"].tolist()
+
+
+def test_random_and_stratified_splits_are_fresh_per_seed_and_reproducible():
+    d = load_builtin("moons", {"n_samples": 200})
+    for method in ("random", "stratified"):
+        a = split_indices(d, SplitSpec(method, validation=0.25, test=0.1), seed=1)
+        b = split_indices(d, SplitSpec(method, validation=0.25, test=0.1), seed=2)
+        again = split_indices(d, SplitSpec(method, validation=0.25, test=0.1), seed=1)
+        assert not np.array_equal(a["val"], b["val"])
+        assert all(np.array_equal(a[k], again[k]) for k in a)
+        assert len(np.intersect1d(a["train"], a["val"])) == 0 and len(np.intersect1d(a["val"], a["test"])) == 0
+        assert len(a["train"]) + len(a["val"]) + len(a["test"]) == 200
+    s = split_indices(d, SplitSpec("stratified", validation=0.25), seed=3)
+    assert abs(d.y[s["val"]].mean() - 0.5) < 0.03
+
+
+def test_kfold_validates_every_row_once_per_seed():
+    d = load_builtin("iris")
+    vals = [split_indices(d, SplitSpec("kfold", folds=5), seed=0, fold=f)["val"] for f in range(5)]
+    assert sorted(np.concatenate(vals).tolist()) == list(range(150))
+
+
+def test_fixed_split_needs_a_dataset_that_has_one():
+    assert error(lambda: split_indices(load_builtin("moons"), SplitSpec("fixed"), 0)).startswith("data.split: 'fixed' needs a dataset with its own split")
+
+
+def test_too_few_rows_for_the_split():
+    d = load_builtin("moons", {"n_samples": 4})
+    assert error(lambda: split_indices(d, SplitSpec("tail", validation=0.1), 0)) == (
+        "data.validation: 0.1 of 4 rows leaves no validation rows; use a fraction that keeps both"
+    )
+    assert error(lambda: split_indices(d, SplitSpec("kfold", folds=5), 0, fold=0)) == "data.folds: 5 folds need at least 5 rows, got 4"
