@@ -121,7 +121,10 @@ def test_fixed_split_needs_a_dataset_that_has_one():
 
 def test_too_few_rows_for_the_split():
     d = load_builtin("moons", {"n_samples": 4})
-    assert error(lambda: split_indices(d, SplitSpec("tail", validation=0.1), 0)) == (
-        "data.validation: 0.1 of 4 rows leaves no validation rows; use a fraction that keeps both"
+    assert error(lambda: split_indices(d, SplitSpec("tail", validation=0.9), 0)) == (
+        "data.validation: 0.9 of 4 rows leaves no training rows; use a fraction that keeps both"
+    )
+    assert error(lambda: split_indices(d, SplitSpec("random", validation=0.9), 0)) == (
+        "data.validation: 0.9 of 4 rows leaves no training rows; use a fraction that keeps both"
     )
     assert error(lambda: split_indices(d, SplitSpec("kfold", folds=5), 0, fold=0)) == "data.folds: 5 folds need at least 5 rows, got 4"

@@ -1,0 +1,193 @@
+"""`reglab run` end to end: planner chunk-invariance, the run folder, interruption and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from safetensors.numpy import load_file
+
+from reglab.errors import UserError
+from reglab.plan import make_plan
+from reglab.runner import run_experiment
+from reglab.spec import Experiment
+
+EXPERIMENT = """
+name = "small"
+seeds = [0, 1, 2]
+[data]
+dataset = "moons"
+params = {n_samples = 90, noise = 0.3}
+split = "{split}"
+validation = 0.25
+test = 0.2
+standardize = true
+[model]
+hidden = [16, 16]
+[train]
+learning_rate = 0.01
+epochs = 12
+batch_size = 16
+[[variant]]
+name = "baseline"
+[[variant]]
+name = "dropout"
+dropout = 0.3
+[[variant]]
+name = "es"
+l2 = 0.001
+[variant.early_stopping]
+patience = 1
+restore_best_weights = true
+[[variant]]
+name = "short"
+epochs = 5
+"""
+
+
+def experiment(tmp_path, split="random"):
+    p = tmp_path / f"{split}.toml"
+    p.write_text(EXPERIMENT.replace("{split}", split))
+    return p
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "reglab.cli", *args], capture_output=True, text=True, timeout=600, **kw)
+
+
+def test_planner_groups_by_epochs_and_chunks_to_the_budget(tmp_path):
+    e = Experiment.from_file(experiment(tmp_path))
+    plan = make_plan(e)
+    assert len(plan.members) == 12
+    assert sorted(len(p.members) for p in plan.populations) == [3, 9]
+    tiny = make_plan(e, memory_budget_mb=0.05)
+    assert len(tiny.populations) > 2 and sum(len(p.members) for p in tiny.populations) == 12
+
+
+@pytest.mark.parametrize("split", ["random", "tail"])
+def test_results_do_not_depend_on_chunking(tmp_path, split):
+    e = Experiment.from_file(experiment(tmp_path, split))
+    big = run_experiment(e, tmp_path / "big")
+    small = run_experiment(e, tmp_path / "small", memory_budget_mb=0.05)
+    assert len(list((tmp_path / "small" / "parts").glob("*.json"))) > 2
+    assert (tmp_path / "big" / "summary.csv").read_text() == (tmp_path / "small" / "summary.csv").read_text()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "big" / "history.parquet"), pd.read_parquet(tmp_path / "small" / "history.parquet"))
+
+
+def test_run_folder_contents(tmp_path):
+    e = Experiment.from_file(experiment(tmp_path))
+    summary = run_experiment(e, tmp_path / "out")
+    out = tmp_path / "out"
+    columns = ["variant", "seed", "epochs_run", "best_epoch", "stop_reason", "restored"]
+    columns += [f"{s}_{m}" for s in ("train", "val", "test") for m in ("loss", "accuracy")]
+    assert list(summary.columns) == columns
+    assert summary["variant"].tolist() == [v for v in ("baseline", "dropout", "es", "short") for _ in range(3)]
+    assert (summary.loc[summary.variant == "short", "epochs_run"] == 5).all()
+    text = (out / "experiment.toml").read_text()
+    assert 'torch = "' in text and 'python = "' in text
+    history = pd.read_parquet(out / "history.parquet")
+    assert len(history) == summary["epochs_run"].sum()
+    assert {"variant", "seed", "epoch", "loss", "val_loss", "accuracy", "val_accuracy"} <= set(history.columns)
+    weights = {}
+    for f in (out / "weights").glob("*.safetensors"):
+        weights.update(load_file(str(f)))
+    assert len(weights) == 12 * 6  # three kernels and three biases per member
+    assert weights["baseline/seed=0/kernel_0"].shape == (2, 16) and weights["short/seed=2/bias_2"].shape == (1,)
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob("*.pkl"))
+
+
+def test_same_file_twice_gives_the_same_summary(tmp_path):
+    p = experiment(tmp_path)
+    for out in ("a", "b"):
+        assert cli("run", str(p), "--out", str(tmp_path / out), "--quiet").returncode == 0
+    assert (tmp_path / "a" / "summary.csv").read_text() == (tmp_path / "b" / "summary.csv").read_text()
+
+
+def test_a_non_empty_folder_needs_resume(tmp_path):
+    p = experiment(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    r = cli("run", str(p), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"reglab: {tmp_path / 'out'}: folder is not empty; use --resume to finish the run there, or choose another --out"
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+    r = cli("run", str(p), "--out", str(tmp_path / "out"), "--resume")
+    assert r.returncode == 2 and "not a reglab run folder" in r.stderr
+
+
+def test_resume_refuses_another_experiment(tmp_path):
+    p = experiment(tmp_path)
+    e = Experiment.from_file(p)
+    run_experiment(e, tmp_path / "out")
+    p.write_text(p.read_text().replace("epochs = 12", "epochs = 13"))
+    with pytest.raises(UserError, match="holds a run of a different experiment"):
+        run_experiment(Experiment.from_file(p), tmp_path / "out", resume=True)
+
+
+@pytest.mark.slow
+def test_kill_minus_9_then_resume_equals_an_uninterrupted_run(tmp_path):
+    p = tmp_path / "long.toml"
+    p.write_text(EXPERIMENT.replace("{split}", "random").replace("epochs = 12", "epochs = 150").replace("seeds = [0, 1, 2]", "seeds = 4"))
+    args = [sys.executable, "-m", "reglab.cli", "run", str(p), "--out", str(tmp_path / "killed"), "--quiet", "--memory-mb", "0.05"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = tmp_path / "killed" / "parts"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(parts.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = list(parts.glob("*.json"))
+    assert 2 <= len(done) and not (tmp_path / "killed" / "summary.csv").exists()
+    for part in done:  # what is on disk is whole
+        json.loads(part.read_text())
+    r = cli("run", str(p), "--out", str(tmp_path / "killed"), "--resume", "--quiet", "--memory-mb", "0.05")
+    assert r.returncode == 0, r.stderr
+    r = cli("run", str(p), "--out", str(tmp_path / "whole"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "killed" / "summary.csv").read_text() == (tmp_path / "whole" / "summary.csv").read_text()
+
+
+def test_show_datasets_validate(tmp_path):
+    p = experiment(tmp_path)
+    assert cli("run", str(p), "--out", str(tmp_path / "out"), "--quiet").returncode == 0
+    r = cli("show", str(tmp_path / "out"))
+    assert r.returncode == 0
+    for variant in ("baseline", "dropout", "es", "short"):
+        assert variant in r.stdout
+    assert "test_accuracy" in r.stdout and "±" in r.stdout
+    r = cli("datasets")
+    assert r.returncode == 0 and "seed-early-stopping" in r.stdout and "diabetes" in r.stdout
+    r = cli("validate", str(p))
+    assert r.returncode == 0 and "4 variants x 3 seeds = 12 networks" in r.stdout
+    r = cli("show", str(tmp_path))
+    assert r.returncode == 2 and r.stderr.strip() == f"reglab: {tmp_path}: not a reglab run folder (no summary.csv)"
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text(EXPERIMENT.replace("{split}", "random").replace("dropout = 0.3", "dropout = 1.3"))
+    r = cli("validate", str(p))
+    assert r.returncode == 2
+    assert r.stderr == f"reglab: {p}: variant[1].dropout: must be a number in [0, 1), got 1.3\n"
+    r = cli("run", str(p), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and not (tmp_path / "o").exists()
+
+
+def test_user_csv_with_a_test_file(tmp_path):
+    g = np.random.default_rng(0)
+    X = g.normal(size=(80, 3))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(label=np.where(X[:, 0] + X[:, 1] > 0, "pos", "neg"))
+    frame[:60].to_csv(tmp_path / "train.csv", index=False)
+    frame[60:].to_csv(tmp_path / "test.csv", index=False)
+    p = tmp_path / "user.toml"
+    p.write_text(
+        'name = "user"\nseeds = 2\n[data]\npath = "%s"\ntarget = "label"\ntest_path = "%s"\nsplit = "stratified"\n'
+        "[model]\nhidden = [8]\n[train]\nepochs = 3\n" % (tmp_path / "train.csv", tmp_path / "test.csv")
+    )
+    summary = run_experiment(Experiment.from_file(p), tmp_path / "out")
+    assert {"test_loss", "test_accuracy"} <= set(summary.columns)

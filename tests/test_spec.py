@@ -1,0 +1,100 @@
+import tomllib
+from importlib import resources
+
+import pytest
+
+from reglab.errors import UserError
+from reglab.spec import Experiment
+
+BASE = """
+name = "t"
+seeds = 3
+[data]
+dataset = "seed-regularization"
+[train]
+epochs = 5
+"""
+
+
+def load(text, tmp_path, name="e.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return Experiment.from_file(p)
+
+
+def error(text, tmp_path):
+    with pytest.raises(UserError) as err:
+        load(text, tmp_path)
+    return str(err.value).replace(str(tmp_path) + "/", "")
+
+
+@pytest.mark.parametrize("name", ["dropout-classification", "dropout-regression", "early-stopping", "regularization", "dropout-sweep"])
+def test_shipped_examples_are_valid(name):
+    with resources.as_file(resources.files("reglab.examples").joinpath(f"{name}.toml")) as path:
+        e = Experiment.from_file(path)
+    assert e.spec.name == name and len(e.spec.variant) >= 2
+
+
+def test_defaults_and_variants(tmp_path):
+    e = load(BASE + '[[variant]]\nname = "a"\n[[variant]]\nname = "b"\ndropout = [0.1, 0.2]\nl2 = 1e-4\n[variant.early_stopping]\npatience = 3\n', tmp_path)
+    assert e.seeds() == [0, 1, 2]
+    b = e.spec.variant[1]
+    kinds = [type(t).__name__ for t in e.techniques(b)]
+    assert kinds == ["Dropout", "L2", "EarlyStopping"]
+    assert e.techniques(e.spec.variant[0]) == ()
+    assert e.spec.model.hidden == [128, 128] and e.spec.train.optimizer == "adam"
+
+
+def test_sweeps_expand_into_variants(tmp_path):
+    e = load(BASE + "[sweep]\ndropout = [0.0, 0.5]\nl2 = {log = [1e-4, 1e-2], num = 3}\n", tmp_path)
+    names = [v.name for v in e.spec.variant]
+    assert names == [f"dropout={d:g} l2={l:g}" for d in (0.0, 0.5) for l in (1e-4, 1e-3, 1e-2)]
+    assert e.spec.variant[4].dropout == 0.5 and e.spec.variant[4].l2 == pytest.approx(1e-3)
+    e = load(BASE + '[[variant]]\nname = "es"\n[variant.early_stopping]\npatience = 1\n[sweep]\n"early_stopping.patience" = [5, 10]\n', tmp_path)
+    assert [v.early_stopping.patience for v in e.spec.variant] == [5, 10]
+    assert [v.name for v in e.spec.variant] == ["es early_stopping.patience=5", "es early_stopping.patience=10"]
+
+
+def test_resolved_toml_round_trips(tmp_path):
+    e = load(BASE + "[sweep]\ndropout = [0.0, 0.5]\n", tmp_path)
+    text = e.to_toml({"version": "x"})
+    again = load(text, tmp_path, "resolved.toml")
+    assert again.fingerprint() == e.fingerprint()
+    assert tomllib.loads(text)["reglab"] == {"version": "x"}
+
+
+@pytest.mark.parametrize(
+    "extra,expected",
+    [
+        ('[[variant]]\nname = "a"\n[[variant]]\nname = "b"\n[[variant]]\nname = "c"\ndropout = 1.2\n', "e.toml: variant[2].dropout: must be a number in [0, 1), got 1.2"),
+        ('[[variant]]\nname = "a"\nl1 = -1\n', "e.toml: variant[0].l1: must be a number >= 0, got -1"),
+        ('[[variant]]\nname = "a"\n[variant.early_stopping]\npatience = -2\n', "e.toml: variant[0].early_stopping.patience: must be an integer >= 0, got -2"),
+        ('[[variant]]\nname = "a"\ndropuot = 0.5\n', "e.toml: variant[0].dropuot: unknown key; allowed: name, dropout, l1, l2, early_stopping, learning_rate, epochs, batch_size"),
+        ('[[variant]]\nname = "a"\n[[variant]]\nname = "a"\n', "e.toml: variant: names must be unique, 'a' appears 2 times"),
+        ("[model]\nactivation = \"swish\"\n", "e.toml: model.activation: must be one of 'relu', 'tanh', 'sigmoid', 'elu', 'gelu', 'linear', got 'swish'"),
+        ("[model]\nhidden = [128, \"x\"]\n", "e.toml: model.hidden[1]: must be an integer, got 'x'"),
+        ("[sweep]\nmomentum = [0.1]\n", "e.toml: sweep.momentum: not a sweepable parameter; sweepable: dropout, l1, l2, learning_rate, epochs, batch_size, early_stopping.<parameter>"),
+        ("colour = 1\n", "e.toml: train.colour: unknown key; allowed: optimizer, learning_rate, epochs, batch_size, momentum, nesterov"),
+    ],
+)
+def test_spec_errors_name_file_field_value_and_what_is_allowed(tmp_path, extra, expected):
+    assert error(BASE + extra, tmp_path) == expected
+
+
+def test_unknown_top_level_key(tmp_path):
+    assert error("colour = 1\n" + BASE, tmp_path) == "e.toml: colour: unknown key; allowed: name, seeds, data, model, train, variant, sweep"
+
+
+def test_type_and_structure_errors(tmp_path):
+    assert error(BASE.replace("epochs = 5", 'epochs = "many"'), tmp_path) == "e.toml: train.epochs: must be an integer, got 'many'"
+    assert error(BASE.replace("epochs = 5", "epochs = 0"), tmp_path) == "e.toml: train.epochs: must be an integer >= 1, got 0"
+    assert error(BASE.replace('dataset = "seed-regularization"', ""), tmp_path) == (
+        'e.toml: data: give exactly one of dataset = "<built-in>" or path = "<file>"'
+    )
+    assert error(BASE.replace("seeds = 3", "seeds = [1, 1]"), tmp_path) == "e.toml: seeds: must not repeat a seed, got [1, 1]"
+    assert error("name = 1\n[data]\ndataset = 'moons'\n", tmp_path) == "e.toml: name: must be a string, got 1"
+    assert error('name = "x"\n', tmp_path) == "e.toml: data: is required"
+    assert error("name = \n", tmp_path).startswith("e.toml: not valid TOML:")
+    with pytest.raises(UserError) as err:
+        Experiment.from_file(tmp_path / "missing.toml")
+    assert str(err.value) == f"{tmp_path / 'missing.toml'}: file not found"
