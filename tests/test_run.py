@@ -191,3 +191,35 @@ def test_user_csv_with_a_test_file(tmp_path):
     )
     summary = run_experiment(Experiment.from_file(p), tmp_path / "out")
     assert {"test_loss", "test_accuracy"} <= set(summary.columns)
+
+
+def test_split_column_and_kfold_end_to_end(tmp_path):
+    g = np.random.default_rng(1)
+    X = g.normal(size=(60, 2))
+    frame = pd.DataFrame(X, columns=["a", "b"]).assign(y=X[:, 0] * 2 + 0.1 * g.normal(size=60), part=["train"] * 45 + ["test"] * 15)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    base = '[model]\nhidden = [8]\n[train]\nepochs = 3\nbatch_size = 8\n'
+    p = tmp_path / "col.toml"
+    p.write_text(f'name = "c"\nseeds = 2\n[data]\npath = "{tmp_path / "d.csv"}"\ntarget = "y"\nsplit_column = "part"\nsplit = "random"\n' + base)
+    summary = run_experiment(Experiment.from_file(p), tmp_path / "col")
+    assert list(summary.columns[-3:]) == ["test_loss", "test_mse", "test_mae"]
+    plan = make_plan(Experiment.from_file(p))
+    assert plan.data.feature_names == ["a", "b"] and plan.members[0].rows["test"].tolist() == list(range(45, 60))
+    p = tmp_path / "kf.toml"
+    p.write_text(f'name = "k"\nseeds = 2\n[data]\npath = "{tmp_path / "d.csv"}"\ntarget = "y"\nfeatures = ["a", "b"]\nsplit = "kfold"\nfolds = 3\n' + base)
+    summary = run_experiment(Experiment.from_file(p), tmp_path / "kf")
+    assert summary[["seed", "fold"]].values.tolist() == [[s, f] for s in (0, 1) for f in (0, 1, 2)]
+
+
+def test_standardisation_is_fitted_on_each_members_training_rows(tmp_path):
+    from reglab.runner import _member_arrays
+
+    e = Experiment.from_file(experiment(tmp_path))
+    plan = make_plan(e)
+    population = plan.populations[0]
+    x, _ = _member_arrays(plan, population, "train")
+    assert x.ndim == 3  # a fresh split per seed, so per-member rows
+    np.testing.assert_allclose(x.mean(axis=1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(x.std(axis=1), 1.0, atol=1e-12)
+    xv, _ = _member_arrays(plan, population, "val")
+    assert np.abs(xv.mean(axis=1)).max() > 1e-3  # validation rows are transformed, not refitted

@@ -66,7 +66,7 @@ def show(args) -> int:
     table.add_column("variant")
     table.add_column("n", justify="right")
     for c in metrics:
-        table.add_column(c, justify="right")
+        table.add_column(c, justify="right", no_wrap=True)
     table.add_column("epochs run", justify="right")
     table.add_column("stop reasons")
     for variant, rows in summary.groupby("variant", sort=False):
@@ -78,7 +78,7 @@ def show(args) -> int:
             f"{np.mean(rows['epochs_run']):.0f}",
             ", ".join(f"{r} {n}" for r, n in reasons.items()),
         )
-    Console(width=max(120, 24 * len(metrics))).print(table)
+    Console(width=max(120, 60 + 20 * len(metrics))).print(table)
     return 0
 
 

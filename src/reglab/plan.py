@@ -60,7 +60,8 @@ def load_data(experiment: Experiment) -> tuple[Dataset, np.ndarray | None]:
     if d.dataset is not None:
         data = load_builtin(d.dataset, dict(d.params))
         return data, None
-    data = load_table(d.path, d.target, d.features, d.task)
+    exclude = (d.split_column,) if d.split_column else ()
+    data = load_table(d.path, d.target, d.features, d.task, exclude)
     test_rows = None
     if d.test_path is not None:
         test = load_table(d.test_path, d.target, data.feature_names, "regression" if data.task == "regression" else "classification")
@@ -85,10 +86,6 @@ def load_data(experiment: Experiment) -> tuple[Dataset, np.ndarray | None]:
             i = int(np.flatnonzero(bad)[0])
             raise UserError(f"{d.path}: line {i + 2}, column {d.split_column!r}: must be train or test, got {labels[i]!r}")
         test_rows = np.flatnonzero(labels == "test")
-        keep = [c for c in data.feature_names if c != d.split_column]
-        if len(keep) != len(data.feature_names):  # the split column is not a feature
-            cols = [data.feature_names.index(c) for c in keep]
-            data.X, data.feature_names = data.X[:, cols], keep
     return data, test_rows
 
 

@@ -48,15 +48,18 @@ def _numeric(path: Path, df: pd.DataFrame, column: str) -> np.ndarray:
     return values
 
 
-def load_table(path: str | Path, target: str, features: list[str] | None = None, task: str = "auto") -> Dataset:
-    """Load ``path``; ``task`` is ``auto``, ``classification`` or ``regression``."""
+def load_table(
+    path: str | Path, target: str, features: list[str] | None = None, task: str = "auto", exclude: tuple[str, ...] = ()
+) -> Dataset:
+    """Load ``path``; ``task`` is ``auto``, ``classification`` or ``regression``. Without a list
+    of ``features``, every column but the target and ``exclude`` is one."""
     path = Path(path)
     df = _read(path)
     columns = [str(c) for c in df.columns]
     df.columns = columns
     if target not in columns:
         raise UserError(f"{path}: no target column {target!r}; columns are " + ", ".join(columns))
-    features = features or [c for c in columns if c != target]
+    features = features or [c for c in columns if c != target and c not in exclude]
     for c in features:
         if c not in columns:
             raise UserError(f"{path}: no feature column {c!r}; columns are " + ", ".join(columns))
