@@ -223,3 +223,13 @@ def test_standardisation_is_fitted_on_each_members_training_rows(tmp_path):
     np.testing.assert_allclose(x.std(axis=1), 1.0, atol=1e-12)
     xv, _ = _member_arrays(plan, population, "val")
     assert np.abs(xv.mean(axis=1)).max() > 1e-3  # validation rows are transformed, not refitted
+
+
+def test_bad_data_leaves_no_folder_behind(tmp_path):
+    (tmp_path / "d.csv").write_text("a,label\n1,0\nx,1\n2,0\n")
+    p = tmp_path / "e.toml"
+    p.write_text(f'name = "e"\n[data]\npath = "{tmp_path / "d.csv"}"\ntarget = "label"\n')
+    r = cli("run", str(p), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2
+    assert r.stderr == f"reglab: {tmp_path / 'd.csv'}: line 3, column 'a': not a number: 'x'; features must be finite numbers\n"
+    assert not (tmp_path / "out").exists()

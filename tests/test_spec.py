@@ -69,11 +69,11 @@ def test_resolved_toml_round_trips(tmp_path):
         ('[[variant]]\nname = "a"\n[[variant]]\nname = "b"\n[[variant]]\nname = "c"\ndropout = 1.2\n', "e.toml: variant[2].dropout: must be a number in [0, 1), got 1.2"),
         ('[[variant]]\nname = "a"\nl1 = -1\n', "e.toml: variant[0].l1: must be a number >= 0, got -1"),
         ('[[variant]]\nname = "a"\n[variant.early_stopping]\npatience = -2\n', "e.toml: variant[0].early_stopping.patience: must be an integer >= 0, got -2"),
-        ('[[variant]]\nname = "a"\ndropuot = 0.5\n', "e.toml: variant[0].dropuot: unknown key; allowed: name, dropout, l1, l2, early_stopping, learning_rate, epochs, batch_size"),
+        ('[[variant]]\nname = "a"\ndropuot = 0.5\n', "e.toml: variant[0].dropuot: unknown key; allowed: name, dropout, l1, l2, early_stopping, learning_rate, epochs, batch_size, optimizer, momentum, nesterov"),
         ('[[variant]]\nname = "a"\n[[variant]]\nname = "a"\n', "e.toml: variant: names must be unique, 'a' appears 2 times"),
         ("[model]\nactivation = \"swish\"\n", "e.toml: model.activation: must be one of 'relu', 'tanh', 'sigmoid', 'elu', 'gelu', 'linear', got 'swish'"),
         ("[model]\nhidden = [128, \"x\"]\n", "e.toml: model.hidden[1]: must be an integer, got 'x'"),
-        ("[sweep]\nmomentum = [0.1]\n", "e.toml: sweep.momentum: not a sweepable parameter; sweepable: dropout, l1, l2, learning_rate, epochs, batch_size, early_stopping.<parameter>"),
+        ("[sweep]\nhidden = [64, 128]\n", "e.toml: sweep.hidden: not a sweepable parameter; sweepable: dropout, l1, l2, learning_rate, epochs, batch_size, momentum, early_stopping.<parameter>"),
         ("colour = 1\n", "e.toml: train.colour: unknown key; allowed: optimizer, learning_rate, epochs, batch_size, momentum, nesterov"),
     ],
 )
@@ -98,3 +98,14 @@ def test_type_and_structure_errors(tmp_path):
     with pytest.raises(UserError) as err:
         Experiment.from_file(tmp_path / "missing.toml")
     assert str(err.value) == f"{tmp_path / 'missing.toml'}: file not found"
+
+
+def test_variants_may_override_the_optimizer(tmp_path):
+    from reglab.engine import SGD, Adam
+
+    e = load(BASE + '[[variant]]\nname = "adam"\n[[variant]]\nname = "sgd"\noptimizer = "sgd"\nmomentum = 0.9\nnesterov = true\n', tmp_path)
+    assert e.optimizer(e.spec.variant[0]) == Adam()
+    assert e.optimizer(e.spec.variant[1]) == SGD(momentum=0.9, nesterov=True)
+    assert error(BASE + '[[variant]]\nname = "s"\noptimizer = "sgd"\nmomentum = 2.0\n', tmp_path) == (
+        "e.toml: variant[0].momentum: must be a number in [0, 1], got 2.0"
+    )

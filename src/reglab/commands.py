@@ -23,35 +23,49 @@ def run(args) -> int:
     if not budget > 0:
         raise UserError(f"--memory-mb: must be a number > 0, got {args.memory_mb}")
     start = time.perf_counter()
-    if args.quiet:
-        summary = run_experiment(experiment, args.out, resume=args.resume, memory_budget_mb=budget, device=args.device)
-    else:
-        columns = [
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("epochs · {task.fields[training]} training"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        ]
-        with Progress(*columns, console=err_console, transient=False) as bars:
-
-            def progress(number, total, n_members, epochs):
-                task = bars.add_task(f"population {number}/{total} ({n_members} networks)", total=epochs, training=n_members)
-
-                def on_epoch_end(epoch, n_training):
-                    bars.update(task, completed=epoch + 1, training=n_training)
-                    if n_training == 0:
-                        bars.update(task, total=epoch + 1)
-
-                return on_epoch_end
-
-            summary = run_experiment(
-                experiment, args.out, resume=args.resume, memory_budget_mb=budget, device=args.device, progress=progress
-            )
+    bars = None if args.quiet else PopulationBars()
+    try:
+        summary = run_experiment(experiment, args.out, resume=args.resume, memory_budget_mb=budget, device=args.device, progress=bars)
+    finally:
+        if bars is not None:
+            bars.close()
     if not args.quiet:
         err_console.print(f"{len(summary)} networks in {time.perf_counter() - start:.1f} s -> {args.out}")
     return 0
+
+
+class PopulationBars:
+    """One rich progress bar per population: epochs, networks still training, ETA. The display
+    starts with the first population, so errors found while planning print alone."""
+
+    def __init__(self) -> None:
+        self.bars: Progress | None = None
+
+    def __call__(self, number: int, total: int, n_members: int, epochs: int):
+        if self.bars is None:
+            self.bars = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("epochs · {task.fields[training]} training"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+            )
+            self.bars.start()
+        bars = self.bars
+        task = bars.add_task(f"population {number}/{total} ({n_members} networks)", total=epochs, training=n_members)
+
+        def on_epoch_end(epoch: int, n_training: int) -> None:
+            bars.update(task, completed=epoch + 1, training=n_training)
+            if n_training == 0:
+                bars.update(task, total=epoch + 1)
+
+        return on_epoch_end
+
+    def close(self) -> None:
+        if self.bars is not None:
+            self.bars.stop()
 
 
 def show(args) -> int:

@@ -1,7 +1,7 @@
 """The planner: every (variant, seed[, fold]) member of an experiment, grouped into populations.
 
 Members share a population when they can train in one call of the engine: same architecture,
-epochs, batch size, optimizer, and the same numbers of training and validation rows. Populations
+epochs, batch size, optimizer (its kind and momentum; learning rates may differ), and the same numbers of training and validation rows. Populations
 are chunked to a memory budget. Members are pure, so neither grouping nor chunking changes any
 member's result; the tests check that.
 """
@@ -32,6 +32,7 @@ class MemberPlan:
     learning_rate: float
     epochs: int
     batch_size: int
+    optimizer: object
 
     @property
     def key(self) -> str:
@@ -43,6 +44,7 @@ class Population:
     members: list[MemberPlan]
     epochs: int
     batch_size: int
+    optimizer: object
 
 
 @dataclass
@@ -135,21 +137,22 @@ def make_plan(experiment: Experiment, memory_budget_mb: float = DEFAULT_MEMORY_B
                         learning_rate=float(variant.learning_rate or t.learning_rate),
                         epochs=variant.epochs or t.epochs,
                         batch_size=variant.batch_size or t.batch_size,
+                        optimizer=experiment.optimizer(variant),
                     )
                 )
     todo = [m for m in members if only is None or m.key in only]
     groups: dict[tuple, list[MemberPlan]] = {}
     for m in todo:
-        key = (m.epochs, m.batch_size, len(m.rows["train"]), len(m.rows["val"]), len(m.rows.get("test", ())))
+        key = (m.epochs, m.batch_size, m.optimizer, len(m.rows["train"]), len(m.rows["val"]), len(m.rows.get("test", ())))
         groups.setdefault(key, []).append(m)
     shared = splits.method in ("fixed", "tail")
     budget = memory_budget_mb * 2**20
     populations = []
-    for (epochs, batch_size, *_), group in groups.items():
+    for (epochs, batch_size, optimizer, *_), group in groups.items():
         per = bytes_per_member(arch, group[0].rows, batch_size, shared)
         size = max(1, int(budget // per))
         for start in range(0, len(group), size):
-            populations.append(Population(group[start : start + size], epochs, batch_size))
+            populations.append(Population(group[start : start + size], epochs, batch_size, optimizer))
     return Plan(experiment, data, arch, members, populations)
 
 

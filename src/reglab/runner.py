@@ -49,7 +49,6 @@ def run_population(plan: Plan, population: Population, device: str = "cpu", on_e
     members = engine_members(population)
     x, y = _member_arrays(plan, population, "train")
     xv, yv = _member_arrays(plan, population, "val")
-    opt = plan.experiment.optimizer()
     result = train(
         plan.arch,
         members,
@@ -58,7 +57,7 @@ def run_population(plan: Plan, population: Population, device: str = "cpu", on_e
         validation_data=(xv, yv),
         epochs=population.epochs,
         batch_size=population.batch_size,
-        optimizer=opt,
+        optimizer=population.optimizer,
         device=device,
         on_epoch_end=on_epoch_end,
     )
@@ -107,9 +106,9 @@ def run_experiment(
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Train every member not already in ``out`` and assemble the summary; returns it."""
+    full = make_plan(experiment, memory_budget_mb)  # before any file is written: bad data fails here
     folder = RunFolder.open(out, experiment, resume)
     finished = folder.finished_keys()
-    full = make_plan(experiment, memory_budget_mb)
     todo = {m.key for m in full.members} - finished
     plan = make_plan(experiment, memory_budget_mb, only=todo) if finished else full
     for number, population in enumerate(plan.populations, start=1):

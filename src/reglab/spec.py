@@ -80,6 +80,9 @@ class VariantSpec(BaseModel):
     learning_rate: Number | None = None
     epochs: int | None = None
     batch_size: int | None = None
+    optimizer: Literal["adam", "sgd"] | None = None
+    momentum: Number | None = None
+    nesterov: bool | None = None
 
 
 class SweepRange(BaseModel):
@@ -163,7 +166,7 @@ def format_validation_error(source: str, err: ValidationError) -> str:
 # ---------------------------------------------------------------------------------------------------
 # Loading, sweeps, resolution
 
-SWEEPABLE = ("dropout", "l1", "l2", "learning_rate", "epochs", "batch_size")
+SWEEPABLE = ("dropout", "l1", "l2", "learning_rate", "epochs", "batch_size", "momentum")
 
 
 def _sweep_values(key: str, value) -> list:
@@ -285,6 +288,7 @@ class Experiment:
                 raise UserError(f"train.{field}: must be an integer >= 1, got {getattr(s.train, field)}")
         for i, v in enumerate(s.variant):
             self._guard(f"variant[{i}]", lambda v=v: self.techniques(v))
+            self._guard(f"variant[{i}]", lambda v=v: self.optimizer(v))
             if v.learning_rate is not None and not v.learning_rate > 0:
                 raise UserError(f"variant[{i}].learning_rate: must be a number > 0, got {v.learning_rate}")
             for field in ("epochs", "batch_size"):
@@ -297,15 +301,18 @@ class Experiment:
         try:
             build()
         except ValueError as err:
-            text = str(err)
-            text = text.removeprefix("optimizer.").removeprefix("early_stopping.") if where == "train" else text
+            text = str(err).removeprefix("optimizer.")
             raise UserError(f"{where}.{text}") from None
 
     # --- what the engine needs -------------------------------------------------------------------
 
-    def optimizer(self):
+    def optimizer(self, variant: VariantSpec | None = None):
+        """The optimizer of ``[train]``, with the variant's overrides."""
         t = self.spec.train
-        return Adam() if t.optimizer == "adam" else SGD(momentum=float(t.momentum), nesterov=t.nesterov)
+        pick = lambda field: getattr(t, field) if variant is None or getattr(variant, field) is None else getattr(variant, field)  # noqa: E731
+        if pick("optimizer") == "adam":
+            return Adam()
+        return SGD(momentum=float(pick("momentum")), nesterov=pick("nesterov"))
 
     @staticmethod
     def techniques(v: VariantSpec) -> tuple:
