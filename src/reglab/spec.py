@@ -7,14 +7,16 @@ built with the engine's own classes, whose checks give the message. Errors read
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .engine import L1, L2, SGD, Adam, Architecture, Dropout, EarlyStopping
 from .errors import UserError
@@ -23,18 +25,14 @@ Strict = ConfigDict(extra="forbid", strict=True)
 Number = float | int
 
 
-class EarlyStoppingSpec(BaseModel):
-    model_config = Strict
-    monitor: str = "val_loss"
-    min_delta: Number = 0.0
-    patience: int = 0
-    mode: str = "auto"
-    baseline: Number | None = None
-    restore_best_weights: bool = False
-    start_from_epoch: int = 0
-    check_finite: bool = True
-    stopping_threshold: Number | None = None
-    divergence_threshold: Number | None = None
+def _spec_of(technique) -> type[BaseModel]:
+    """A strict pydantic model with exactly the fields (types and defaults) of a technique's dataclass."""
+    hints = typing.get_type_hints(technique)
+    fields = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(technique)}
+    return create_model(f"{technique.__name__}Spec", __config__=Strict, **fields)
+
+
+EarlyStoppingSpec = _spec_of(EarlyStopping)
 
 
 class DataSpec(BaseModel):
@@ -126,7 +124,7 @@ def _location(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("int", "float", "list[union[float,int]]", "list[int]", "SweepRange", "EarlyStoppingSpec"):
+        elif part in ("int", "float", "list[union[float,int]]", "list[int]", "SweepRange", EarlyStoppingSpec.__name__):
             continue  # pydantic's names for the branches of a union
         elif "[" in str(part) or str(part).startswith("function"):
             continue
