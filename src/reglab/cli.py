@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return COMMANDS[args.command](args)
+        return _command(args.command)(args)
     except UserError as err:
         print(f"reglab: {err}", file=sys.stderr)
         return 2
@@ -58,37 +58,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def cmd_run(args) -> int:
-    from .commands import run
-
-    return run(args)
-
-
-def cmd_show(args) -> int:
-    from .commands import show
-
-    return show(args)
-
-
-def cmd_datasets(args) -> int:
-    from .commands import datasets
-
-    return datasets(args)
-
-
-def cmd_validate(args) -> int:
-    from .commands import validate
-
-    return validate(args)
-
-
-def cmd_example(args) -> int:
+def _example(args) -> int:
     from .examples import moons
 
     return moons.main(["--seeds", str(args.seeds), "--epochs", str(args.epochs)])
 
 
-COMMANDS = {"run": cmd_run, "show": cmd_show, "datasets": cmd_datasets, "validate": cmd_validate, "example": cmd_example}
+def _command(name: str):
+    """Subcommands live in commands.py, imported only when one runs (``--version`` stays fast)."""
+    if name == "example":
+        return _example
+    from . import commands
+
+    return getattr(commands, name)
 
 
 if __name__ == "__main__":

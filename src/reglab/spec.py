@@ -133,7 +133,7 @@ def _location(loc: tuple) -> str:
     return out
 
 
-def _describe(error: dict, model: type[BaseModel]) -> str:
+def _describe(error: dict) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         return "unknown key"
@@ -155,7 +155,7 @@ def _allowed_keys(loc: tuple) -> list[str]:
 def format_validation_error(source: str, err: ValidationError) -> str:
     first = err.errors()[0]
     where = _location(first["loc"])
-    text = _describe(first, ExperimentSpec)
+    text = _describe(first)
     if first["type"] == "extra_forbidden":
         text += "; allowed: " + ", ".join(k for k in _allowed_keys(first["loc"]) if k != "reglab")
     return f"{source}: {where}: {text}"
@@ -278,9 +278,8 @@ class Experiment:
                 raise UserError(f"variant: names must be unique, {name!r} appears {names.count(name)} times")
         self._guard("model", lambda: Architecture(n_inputs=1, hidden=tuple(s.model.hidden), activation=s.model.activation))
         self._guard("train", lambda: self.optimizer())
-        for field in ("learning_rate",):
-            if not getattr(s.train, field) > 0:
-                raise UserError(f"train.{field}: must be a number > 0, got {getattr(s.train, field)}")
+        if not s.train.learning_rate > 0:
+            raise UserError(f"train.learning_rate: must be a number > 0, got {s.train.learning_rate}")
         for field in ("epochs", "batch_size"):
             if getattr(s.train, field) < 1:
                 raise UserError(f"train.{field}: must be an integer >= 1, got {getattr(s.train, field)}")

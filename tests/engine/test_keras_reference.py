@@ -111,7 +111,7 @@ def test_overconfident_softmax_reports_what_keras_reports(keras):
 def test_validation_split_takes_the_last_rows_like_keras(keras):
     from keras.src.trainers.data_adapters.array_slicing import train_validation_split
 
-    from reglab.engine.data import keras_validation_split
+    from reglab.engine.arrays import keras_validation_split
 
     for n, frac in [(100, 0.2), (211, 0.2), (7, 0.3), (50, 0.33)]:
         X = np.arange(n * 2, dtype=np.float32).reshape(n, 2)

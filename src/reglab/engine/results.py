@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .data import features, targets
+from .arrays import features, targets
 from .losses import Metric, SampleFn, member_mean
 from .members import Member
 from .model import Architecture, forward, output_activation

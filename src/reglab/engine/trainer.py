@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from . import checks, data, rng
+from . import arrays, checks, rng
 from .losses import LOSS_NAMES, METRICS_FOR_TASK, make_loss, make_metric, member_mean, member_sum
 from .members import Member
 from .model import Architecture, GradientBuffers, forward, init_params
@@ -67,17 +67,17 @@ def train(
             t.validate(arch)
 
     # Data: float32 tensors on the device; (N, C) shared or (K, N, C) per member.
-    X = data.features("x", x, arch, K)
-    Y = data.targets("y", y, arch, K)
-    data.check_rows("x", X, "y", Y, K)
+    X = arrays.features("x", x, arch, K)
+    Y = arrays.targets("y", y, arch, K)
+    arrays.check_rows("x", X, "y", Y, K)
     if validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             checks.fail("validation_data", type(validation_data).__name__, "a pair (x_val, y_val)")
-        Xv = data.features("validation_data x", validation_data[0], arch, K)
-        Yv = data.targets("validation_data y", validation_data[1], arch, K)
-        data.check_rows("validation_data x", Xv, "validation_data y", Yv, K)
+        Xv = arrays.features("validation_data x", validation_data[0], arch, K)
+        Yv = arrays.targets("validation_data y", validation_data[1], arch, K)
+        arrays.check_rows("validation_data x", Xv, "validation_data y", Yv, K)
     elif validation_split > 0:
-        X, Y, Xv, Yv = data.keras_validation_split(X, Y, validation_split)
+        X, Y, Xv, Yv = arrays.keras_validation_split(X, Y, validation_split)
     else:
         Xv = Yv = None
     # Fresh, aligned copies: BLAS kernels may round differently for a view that starts mid-row,
