@@ -233,3 +233,15 @@ def test_bad_data_leaves_no_folder_behind(tmp_path):
     assert r.returncode == 2
     assert r.stderr == f"reglab: {tmp_path / 'd.csv'}: line 3, column 'a': not a number: 'x'; features must be finite numbers\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_device_errors_are_user_errors(tmp_path):
+    import torch
+
+    p = experiment(tmp_path)
+    r = cli("run", str(p), "--out", str(tmp_path / "o"), "--device", "tpu")
+    assert r.returncode == 2 and r.stderr == "reglab: --device: must be cpu, cuda or cuda:<index>, got 'tpu'\n"
+    if not torch.cuda.is_available():
+        r = cli("run", str(p), "--out", str(tmp_path / "o"), "--device", "cuda")
+        assert r.returncode == 2 and "is not available on this machine" in r.stderr
+    assert not (tmp_path / "o").exists()

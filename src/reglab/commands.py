@@ -19,6 +19,7 @@ def run(args) -> int:
     from .spec import Experiment
 
     experiment = Experiment.from_file(args.experiment)
+    _check_device(args.device)
     budget = args.memory_mb if args.memory_mb is not None else DEFAULT_MEMORY_BUDGET_MB
     if not budget > 0:
         raise UserError(f"--memory-mb: must be a number > 0, got {args.memory_mb}")
@@ -32,6 +33,19 @@ def run(args) -> int:
     if not args.quiet:
         err_console.print(f"{len(summary)} networks in {time.perf_counter() - start:.1f} s -> {args.out}")
     return 0
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise UserError(f"--device: must be cpu, cuda or cuda:<index>, got {device!r}") from None
+    if kind not in ("cpu", "cuda"):
+        raise UserError(f"--device: must be cpu, cuda or cuda:<index>, got {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device: {device!r} is not available on this machine (torch {torch.__version__} sees no GPU); use cpu")
 
 
 class PopulationBars:
