@@ -92,6 +92,13 @@ def test_type_and_structure_errors(tmp_path):
         'e.toml: data: give exactly one of dataset = "<built-in>" or path = "<file>"'
     )
     assert error(BASE.replace("seeds = 3", "seeds = [1, 1]"), tmp_path) == "e.toml: seeds: must not repeat a seed, got [1, 1]"
+    assert error(BASE + "[data]\n", tmp_path).startswith("e.toml: not valid TOML")
+    assert error(BASE.replace('dataset = "seed-regularization"', 'dataset = "moons"\nvalidation = 1.5'), tmp_path) == (
+        "e.toml: data.validation: must be a number in (0, 1), got 1.5"
+    )
+    assert error(BASE.replace('dataset = "seed-regularization"', 'dataset = "moons"\ntest = -0.1'), tmp_path) == (
+        "e.toml: data.test: must be a number in [0, 1), got -0.1"
+    )
     assert error("name = 1\n[data]\ndataset = 'moons'\n", tmp_path) == "e.toml: name: must be a string, got 1"
     assert error('name = "x"\n', tmp_path) == "e.toml: data: is required"
     assert error("name = \n", tmp_path).startswith("e.toml: not valid TOML:")

@@ -264,10 +264,10 @@ class Experiment:
             raise UserError("data: give exactly one of dataset = \"<built-in>\" or path = \"<file>\"")
         if d.path is not None and d.target is None:
             raise UserError("data.target: is required with data.path")
-        for field, lo, hi in (("validation", 0.0, 1.0), ("test", 0.0, 1.0)):
-            value = getattr(d, field)
-            if not (lo <= value < hi) or (field == "validation" and value == 0 and d.split not in ("fixed", "kfold", None)):
-                raise UserError(f"data.{field}: must be a number in [0, 1){' and > 0' if field == 'validation' else ''}, got {value}")
+        if not 0 < d.validation < 1:
+            raise UserError(f"data.validation: must be a number in (0, 1), got {d.validation}")
+        if not 0 <= d.test < 1:
+            raise UserError(f"data.test: must be a number in [0, 1), got {d.test}")
         if d.folds < 2:
             raise UserError(f"data.folds: must be an integer >= 2, got {d.folds}")
         if sum(x is not None for x in (d.test_path, d.split_column)) + (d.test > 0) > 1:
