@@ -183,13 +183,16 @@ def test_user_csv_with_a_test_file(tmp_path):
     X = g.normal(size=(80, 3))
     frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(label=np.where(X[:, 0] + X[:, 1] > 0, "pos", "neg"))
     frame[:60].to_csv(tmp_path / "train.csv", index=False)
-    frame[60:].to_csv(tmp_path / "test.csv", index=False)
+    frame[60:].assign(label="pos").to_csv(tmp_path / "test.csv", index=False)  # one class is fine for a test set
     p = tmp_path / "user.toml"
+    # Relative paths are relative to the experiment file, not to where reglab runs.
     p.write_text(
-        'name = "user"\nseeds = 2\n[data]\npath = "%s"\ntarget = "label"\ntest_path = "%s"\nsplit = "stratified"\n'
-        "[model]\nhidden = [8]\n[train]\nepochs = 3\n" % (tmp_path / "train.csv", tmp_path / "test.csv")
+        'name = "user"\nseeds = 2\n[data]\npath = "train.csv"\ntarget = "label"\ntest_path = "test.csv"\nsplit = "stratified"\n'
+        "[model]\nhidden = [8]\n[train]\nepochs = 3\n"
     )
-    summary = run_experiment(Experiment.from_file(p), tmp_path / "out")
+    r = cli("run", str(p), "--out", str(tmp_path / "out"), "--quiet", cwd="/")
+    assert r.returncode == 0, r.stderr
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert {"test_loss", "test_accuracy"} <= set(summary.columns)
 
 

@@ -66,7 +66,8 @@ def load_data(experiment: Experiment) -> tuple[Dataset, np.ndarray | None]:
     data = load_table(d.path, d.target, d.features, d.task, exclude)
     test_rows = None
     if d.test_path is not None:
-        test = load_table(d.test_path, d.target, data.feature_names, "regression" if data.task == "regression" else "classification")
+        kind = "regression" if data.task == "regression" else "classification"
+        test = load_table(d.test_path, d.target, data.feature_names, kind, single_class_ok=True)
         if data.task != "regression":
             mapping = {c: i for i, c in enumerate(data.classes)}
             unknown = [c for c in test.classes if c not in mapping]

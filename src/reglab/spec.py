@@ -236,6 +236,12 @@ class Experiment:
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as err:
             raise UserError(f"{path}: not valid TOML: {err}") from None
+        # Data files named in an experiment file are found next to it, wherever reglab runs from.
+        data = raw.get("data")
+        if isinstance(data, dict):
+            for key in ("path", "test_path"):
+                if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+                    data[key] = str((path.parent / data[key]).resolve())
         return cls.from_dict(raw, str(path))
 
     @classmethod

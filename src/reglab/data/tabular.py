@@ -49,10 +49,16 @@ def _numeric(path: Path, df: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def load_table(
-    path: str | Path, target: str, features: list[str] | None = None, task: str = "auto", exclude: tuple[str, ...] = ()
+    path: str | Path,
+    target: str,
+    features: list[str] | None = None,
+    task: str = "auto",
+    exclude: tuple[str, ...] = (),
+    single_class_ok: bool = False,
 ) -> Dataset:
     """Load ``path``; ``task`` is ``auto``, ``classification`` or ``regression``. Without a list
-    of ``features``, every column but the target and ``exclude`` is one."""
+    of ``features``, every column but the target and ``exclude`` is one. A training table needs
+    two classes; a test table (``single_class_ok``) may hold one."""
     path = Path(path)
     df = _read(path)
     columns = [str(c) for c in df.columns]
@@ -84,7 +90,7 @@ def load_table(
         y = _numeric(path, df.assign(**{target: text}), target)
         return regression(path.stem, X, y, features, description=f"{path.name}, target {target!r}")
     values = numeric.to_numpy() if numeric.notna().all() else text.to_numpy()
-    if len(np.unique(values)) < 2:
+    if len(np.unique(values)) < 2 and not single_class_ok:
         only = values[0].item() if hasattr(values[0], "item") else values[0]
         raise UserError(f"{path}: column {target!r} has a single class ({only!r}); classification needs at least two")
     return classification(path.stem, X, values, features, description=f"{path.name}, target {target!r}")
