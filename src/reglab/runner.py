@@ -47,8 +47,10 @@ def _metrics(task: str) -> list[str]:
 def run_population(plan: Plan, population: Population, device: str = "cpu", on_epoch_end=None):
     """Train one chunk; return its summary rows, history frame and weights."""
     members = engine_members(population)
-    x, y = _member_arrays(plan, population, "train")
-    xv, yv = _member_arrays(plan, population, "val")
+    splits = ["train", "val"] + (["test"] if "test" in population.members[0].rows else [])
+    arrays = {s: _member_arrays(plan, population, s) for s in splits}
+    x, y = arrays["train"]
+    xv, yv = arrays["val"]
     result = train(
         plan.arch,
         members,
@@ -61,8 +63,7 @@ def run_population(plan: Plan, population: Population, device: str = "cpu", on_e
         device=device,
         on_epoch_end=on_epoch_end,
     )
-    splits = ["train", "val"] + (["test"] if "test" in population.members[0].rows else [])
-    scores = {s: result.evaluate(*_member_arrays(plan, population, s)) for s in splits}
+    scores = {s: result.evaluate(*arrays[s]) for s in splits}
     kfold = any(m.fold is not None for m in population.members)
     rows, frames, weights = [], [], {}
     best = result.best_epoch

@@ -106,6 +106,16 @@ class Technique:
         """Check the settings against the architecture; raise ``ValueError`` on a bad value."""
 
 
+def total_penalty(pieces: list[Piece], params: list[torch.Tensor]) -> torch.Tensor | None:
+    """The sum of the pieces' penalties per member, in piece order; None when no piece has one."""
+    total = None
+    for piece in pieces:
+        term = piece.penalty(params)
+        if term is not None:
+            total = term if total is None else total + term
+    return total
+
+
 def member_column(values: list[float], device: torch.device, dtype=torch.float32) -> torch.Tensor:
     return torch.tensor(values, dtype=dtype, device=device)
 

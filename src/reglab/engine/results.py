@@ -11,7 +11,7 @@ from .arrays import features, targets
 from .losses import Metric, SampleFn, member_mean
 from .members import Member
 from .model import Architecture, forward, output_activation
-from .pieces import Piece
+from .pieces import Piece, total_penalty
 
 # Rows per forward chunk are chosen so that one hidden activation stays under this many bytes.
 PREDICT_BUDGET_BYTES = 256 * 2**20
@@ -120,11 +120,8 @@ def evaluate_params(
     logits = logits_for(arch, params, x)
     with torch.no_grad():
         data_loss = member_mean(loss_fn(logits, Y))
-        loss = data_loss
-        for piece in penalty_pieces:
-            term = piece.penalty(params)
-            if term is not None:
-                loss = loss + term
+        pen = total_penalty(list(penalty_pieces), params)
+        loss = data_loss if pen is None else data_loss + pen
         out = {"loss": loss, "data_loss": data_loss}
         for m in metrics:
             out[m.name] = member_mean(m.per_sample(logits, Y))

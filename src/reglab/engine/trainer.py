@@ -20,7 +20,7 @@ from .losses import LOSS_NAMES, METRICS_FOR_TASK, make_loss, make_metric, member
 from .members import Member
 from .model import Architecture, GradientBuffers, forward, init_params
 from .optimizers import make_optimizer
-from .pieces import REASON_CODE, STOP_REASONS, StepContext, stack_pieces
+from .pieces import REASON_CODE, STOP_REASONS, StepContext, stack_pieces, total_penalty
 from .results import TrainResult
 
 EpochCallback = Callable[[int, int], None]
@@ -95,6 +95,7 @@ def train(
 
     pieces = stack_pieces([m.techniques for m in members], arch, device, available)
     penalty_pieces, hidden_pieces, update_pieces, stop_pieces = _by_hook(pieces)
+    every_member_penalties = penalty_pieces  # kept for the result's evaluate(); the loop's lists shrink as members stop
 
     seeds = torch.tensor([m.seed for m in members], dtype=torch.int64, device=device)
     lr = torch.tensor([m.learning_rate for m in members], dtype=torch.float32, device=device)
@@ -115,12 +116,7 @@ def train(
     reports: dict[str, torch.Tensor] = {}
 
     def penalty(params):
-        total = None
-        for piece in penalty_pieces:
-            term = piece.penalty(params)
-            if term is not None:
-                total = term if total is None else total + term
-        return total
+        return total_penalty(penalty_pieces, params)
 
     def finish(rows: torch.Tensor, epoch: int, reason: torch.Tensor) -> None:
         """Store the final state of the members at `rows` (positions in the current population)."""
@@ -215,7 +211,7 @@ def train(
         reports={key: v.cpu().numpy() for key, v in reports.items()},
         loss_fn=loss_fn,
         metrics=metric_list,
-        penalty_pieces=stack_pieces([m.techniques for m in members], arch, device, available),
+        penalty_pieces=every_member_penalties,
     )
 
 
