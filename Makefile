@@ -8,7 +8,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,17 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.torch
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m reglab.examples.moons
+	$(BIN)/reglab demo --out reglab-demo
 
-test: $(VENV)/.installed-test
+# The report's browser test opens it in Debian's Chromium; install it when missing (as root, or
+# with password-less sudo). Never a downloaded browser.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	    echo "make: Chromium is missing and cannot be installed without root; apt-get install chromium" >&2; exit 0; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.installed-test browser
 	KERAS_BACKEND=torch $(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-test

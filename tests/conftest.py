@@ -21,3 +21,14 @@ def keras():
 
     assert keras.backend.backend() == "torch"
     return keras
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory):
+    """``reglab demo --quick`` once per session: four run folders and report.html."""
+    from reglab.demo import run_demo
+
+    out = tmp_path_factory.mktemp("demo") / "reglab-demo"
+    messages = []
+    report = run_demo(out, seeds=3, quick=True, workers=2, say=messages.append)
+    return out, report, messages

@@ -82,7 +82,7 @@ def test_spec_errors_name_file_field_value_and_what_is_allowed(tmp_path, extra, 
 
 
 def test_unknown_top_level_key(tmp_path):
-    assert error("colour = 1\n" + BASE, tmp_path) == "e.toml: colour: unknown key; allowed: name, seeds, data, model, train, variant, sweep"
+    assert error("colour = 1\n" + BASE, tmp_path) == "e.toml: colour: unknown key; allowed: name, seeds, data, model, train, variant, sweep, report"
 
 
 def test_type_and_structure_errors(tmp_path):
@@ -116,3 +116,31 @@ def test_variants_may_override_the_optimizer(tmp_path):
     assert error(BASE + '[[variant]]\nname = "s"\noptimizer = "sgd"\nmomentum = 2.0\n', tmp_path) == (
         "e.toml: variant[0].momentum: must be a number in [0, 1], got 2.0"
     )
+
+
+def test_report_section(tmp_path):
+    variants = '[[variant]]\nname = "base"\n[[variant]]\nname = "drop"\ndropout = 0.5\n'
+    e = load(BASE + variants + '[report]\nbaseline = "base"\nxlim = [-1, 2]\nreference = { drop = { test_loss = 0.03 } }\n', tmp_path)
+    assert e.spec.report.baseline == "base" and e.spec.report.reference == {"drop": {"test_loss": 0.03}}
+    # A one-parameter sweep is what the report plots against, unless the file says otherwise.
+    assert load(BASE + "[sweep]\ndropout = [0.0, 0.5]\n", tmp_path).spec.report.sweep == "dropout"
+    # The report's settings do not change what is trained: a run can be resumed after editing them.
+    other = load(BASE + variants + '[report]\nbaseline = "drop"\n', tmp_path)
+    assert other.fingerprint() == e.fingerprint()
+    assert other.resolved()["report"]["baseline"] == "drop"
+
+
+@pytest.mark.parametrize(
+    "report, message",
+    [
+        ('baseline = "nope"', "report.baseline: must name a variant ('base', 'drop'), got 'nope'"),
+        ("xlim = [2, 1]", "report.xlim: must be [low, high] with low < high, got [2, 1]"),
+        ('sweep = "colour"', "report.sweep: must be a variant parameter such as dropout, l2 or early_stopping.patience, got 'colour'"),
+        ("reference = { x = { test_loss = 1 } }", "report.reference: 'x' is not a variant; variants: 'base', 'drop'"),
+        ("reference = { base = { test_r2 = 1 } }", "report.reference.'base'.test_r2: must be <train|val|test>_<loss|accuracy|mse|mae>, got 'test_r2'"),
+        ("colour = 1", "report.colour: unknown key; allowed: baseline, xlim, ylim, sweep, reference, reference_source, note"),
+    ],
+)
+def test_report_section_errors(tmp_path, report, message):
+    variants = '[[variant]]\nname = "base"\n[[variant]]\nname = "drop"\ndropout = 0.5\n'
+    assert error(BASE + variants + "[report]\n" + report + "\n", tmp_path) == "e.toml: " + message

@@ -1,6 +1,8 @@
 """The ``reglab`` command.
 
+    reglab demo [--out DIR] [--seeds N] [--quick] [--workers N]
     reglab run EXPERIMENT.toml --out DIR [--resume] [--quiet] [--device cpu] [--memory-mb 1024]
+    reglab report DIR... [--out report.html]
     reglab show DIR
     reglab datasets
     reglab validate EXPERIMENT.toml
@@ -24,6 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reglab", description="See and measure what regularization does.")
     parser.add_argument("--version", action="version", version=f"reglab {__version__}")
     sub = parser.add_subparsers(dest="command")
+    demo = sub.add_parser("demo", help="the four origin notebooks over many seeds, and their report")
+    demo.add_argument("--out", default="reglab-demo", help="folder for the run folders and report.html (default: reglab-demo)")
+    demo.add_argument("--seeds", type=int, default=20, help="seeds per variant (default 20)")
+    demo.add_argument("--quick", action="store_true", help="3 seeds (unless --seeds), a tenth of the epochs: a smoke test")
+    demo.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core, at most 4)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     run = sub.add_parser("run", help="run an experiment file into a run folder")
     run.add_argument("experiment")
     run.add_argument("--out", required=True, help="the run folder (must be empty, or use --resume)")
@@ -31,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     run.add_argument("--memory-mb", type=float, default=None, help="memory budget per population chunk")
+    report = sub.add_parser("report", help="one self-contained HTML report of finished run folders")
+    report.add_argument("run_folders", nargs="+", metavar="DIR")
+    report.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
     show = sub.add_parser("show", help="per-variant table of a finished run: mean ± 95%% CI across seeds")
     show.add_argument("run_folder")
     sub.add_parser("datasets", help="the built-in datasets: names, shapes, tasks")

@@ -35,6 +35,37 @@ def run(args) -> int:
     return 0
 
 
+def demo(args) -> int:
+    import sys
+
+    from .demo import run_demo
+
+    seeds = args.seeds if args.seeds != 20 or not args.quick else 3
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers: must be an integer >= 1, got {args.workers}")
+    bars = None if args.quiet else JobBars()
+    try:
+        path = run_demo(args.out, seeds=seeds, quick=args.quick, workers=args.workers, progress=bars, say=lambda s: err_console.print(s))
+    finally:
+        if bars is not None:
+            bars.close()
+    print(f"report: {path}", file=sys.stdout)
+    return 0
+
+
+def report(args) -> int:
+    from pathlib import Path
+
+    from .report import write_report
+
+    out = Path(args.out)
+    if out.exists() and out.is_dir():
+        raise UserError(f"--out: {out} is a folder; give the HTML file to write, e.g. {out / 'report.html'}")
+    path = write_report(args.run_folders, out)
+    print(f"report: {path}")
+    return 0
+
+
 def _check_device(device: str) -> None:
     import torch
 
@@ -48,6 +79,20 @@ def _check_device(device: str) -> None:
         raise UserError(f"--device: {device!r} is not available on this machine (torch {torch.__version__} sees no GPU); use cpu")
 
 
+def _bars(*extra) -> Progress:
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epochs · {task.fields[training]} training"),
+        TimeElapsedColumn(),
+        *extra,
+        console=err_console,
+    )
+    bars.start()
+    return bars
+
+
 class PopulationBars:
     """One rich progress bar per population: epochs, networks still training, ETA. The display
     starts with the first population, so errors found while planning print alone."""
@@ -57,16 +102,7 @@ class PopulationBars:
 
     def __call__(self, number: int, total: int, n_members: int, epochs: int):
         if self.bars is None:
-            self.bars = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("epochs · {task.fields[training]} training"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=err_console,
-            )
-            self.bars.start()
+            self.bars = _bars(TimeRemainingColumn())
         bars = self.bars
         task = bars.add_task(f"population {number}/{total} ({n_members} networks)", total=epochs, training=n_members)
 
@@ -82,10 +118,36 @@ class PopulationBars:
             self.bars.stop()
 
 
+class JobBars:
+    """Progress of ``reglab demo``: one bar per job (a population chunk on a worker process)."""
+
+    def __init__(self) -> None:
+        self.bars: Progress | None = None
+
+    def __call__(self, jobs):
+        self.bars = _bars()
+        tasks = [self.bars.add_task(f"{j.label} ({len(j.keys)} networks)", total=j.epochs, training=len(j.keys), start=False) for j in jobs]
+        started: set[int] = set()
+
+        def update(job: int, epochs_done: int, training: int) -> None:
+            if job not in started:
+                started.add(job)
+                self.bars.start_task(tasks[job])
+            self.bars.update(tasks[job], completed=epochs_done, training=training)
+            if training == 0:
+                self.bars.update(tasks[job], total=epochs_done)
+
+        return update
+
+    def close(self) -> None:
+        if self.bars is not None:
+            self.bars.stop()
+
+
 def show(args) -> int:
     import numpy as np
 
-    from .stats import format_mean_ci
+    from .report.stats import format_mean_ci
     from .store import read_summary
 
     summary = read_summary(args.run_folder)

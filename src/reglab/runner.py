@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data import standardizer
 from .engine import train
 from .plan import DEFAULT_MEMORY_BUDGET_MB, Plan, Population, engine_members, make_plan
 from .spec import Experiment
@@ -28,9 +29,8 @@ def _member_arrays(plan: Plan, population: Population, split: str):
     def one(m, r):
         x = X[r]
         if standardize:  # fitted on the member's own training rows only
-            train = X[m.rows["train"]]
-            std = train.std(0)
-            x = (x - train.mean(0)) / np.where(std > 0, std, 1.0)
+            mean, scale = standardizer(X, m.rows["train"])
+            x = (x - mean) / scale
         return x
 
     xs = [one(m, m.rows[split]) for m in members]
@@ -109,6 +109,7 @@ def run_experiment(
     """Train every member not already in ``out`` and assemble the summary; returns it."""
     full = make_plan(experiment, memory_budget_mb)  # before any file is written: bad data fails here
     folder = RunFolder.open(out, experiment, resume)
+    folder.write_data(full)
     finished = folder.finished_keys()
     todo = {m.key for m in full.members} - finished
     plan = make_plan(experiment, memory_budget_mb, only=todo) if finished else full

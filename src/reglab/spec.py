@@ -83,6 +83,19 @@ class VariantSpec(BaseModel):
     nesterov: bool | None = None
 
 
+class ReportSpec(BaseModel):
+    """How ``reglab report`` shows the experiment; training ignores it (not part of the fingerprint)."""
+
+    model_config = Strict
+    baseline: str | None = None  # the variant every other is compared with; default: the first
+    xlim: list[Number] | None = None  # axis limits of the data plots (decision regions, fitted curves)
+    ylim: list[Number] | None = None
+    sweep: str | None = None  # a variant parameter to plot results against, e.g. "early_stopping.patience"
+    reference: dict[str, dict[str, Number]] = Field(default_factory=dict)  # variant -> summary column -> one run's value
+    reference_source: str = "a single run"
+    note: str = ""
+
+
 class SweepRange(BaseModel):
     model_config = Strict
     log: list[Number] | None = None
@@ -99,6 +112,7 @@ class ExperimentSpec(BaseModel):
     train: TrainSpec = Field(default_factory=TrainSpec)
     variant: list[VariantSpec] = Field(default_factory=lambda: [VariantSpec(name="baseline")])
     sweep: dict[str, list[Number] | list[int] | SweepRange] = Field(default_factory=dict)
+    report: ReportSpec = Field(default_factory=ReportSpec)
     reglab: dict[str, Any] = Field(default_factory=dict)  # versions, written into resolved files
 
 
@@ -144,7 +158,7 @@ def _describe(error: dict) -> str:
 
 
 def _allowed_keys(loc: tuple) -> list[str]:
-    models = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec, "variant": VariantSpec, "early_stopping": EarlyStoppingSpec}
+    models = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec, "variant": VariantSpec, "early_stopping": EarlyStoppingSpec, "report": ReportSpec}
     model: type[BaseModel] = ExperimentSpec
     for part in loc[:-1]:
         if isinstance(part, str) and part in models:
@@ -214,6 +228,24 @@ def expand_sweep(spec: ExperimentSpec) -> list[VariantSpec]:
     return out
 
 
+def is_parameter(name: str) -> bool:
+    """Whether ``name`` is a variant parameter: a sweepable field or ``early_stopping.<field>``."""
+    if name.startswith("early_stopping."):
+        return name.split(".", 1)[1] in EarlyStoppingSpec.model_fields
+    return name in SWEEPABLE
+
+
+def parameter_value(variant: VariantSpec, name: str, train: TrainSpec | None = None):
+    """The value of parameter ``name`` in a variant (its ``[train]`` value where the variant does not
+    override it); None for an early-stopping parameter of a variant without early stopping."""
+    if name.startswith("early_stopping."):
+        return None if variant.early_stopping is None else getattr(variant.early_stopping, name.split(".", 1)[1])
+    value = getattr(variant, name)
+    if value is None and train is not None:
+        value = getattr(train, name)
+    return value
+
+
 def seeds_of(spec: ExperimentSpec) -> list[int]:
     return list(range(spec.seeds)) if isinstance(spec.seeds, int) else list(spec.seeds)
 
@@ -224,7 +256,10 @@ class Experiment:
     def __init__(self, spec: ExperimentSpec, source: str = "<experiment>"):
         self.source = source
         variants = expand_sweep(spec)
-        self.spec = spec.model_copy(update={"variant": variants, "sweep": {}})
+        report = spec.report
+        if report.sweep is None and len(spec.sweep) == 1:  # a one-parameter sweep is what the report plots against
+            report = report.model_copy(update={"sweep": next(iter(spec.sweep))})
+        self.spec = spec.model_copy(update={"variant": variants, "sweep": {}, "report": report})
         self._check()
 
     @classmethod
@@ -299,6 +334,28 @@ class Experiment:
                 if value is not None and value < 1:
                     raise UserError(f"variant[{i}].{field}: must be an integer >= 1, got {value}")
 
+        self._check_report()
+
+    def _check_report(self) -> None:
+        r, names = self.spec.report, [v.name for v in self.spec.variant]
+        if r.baseline is not None and r.baseline not in names:
+            raise UserError(f"report.baseline: must name a variant ({', '.join(map(repr, names))}), got {r.baseline!r}")
+        for axis in ("xlim", "ylim"):
+            lim = getattr(r, axis)
+            if lim is not None and not (len(lim) == 2 and lim[0] < lim[1]):
+                raise UserError(f"report.{axis}: must be [low, high] with low < high, got {lim}")
+        if r.sweep is not None and not is_parameter(r.sweep):
+            raise UserError(f"report.sweep: must be a variant parameter such as dropout, l2 or early_stopping.patience, got {r.sweep!r}")
+        for variant, values in r.reference.items():
+            if variant not in names:
+                raise UserError(f"report.reference: {variant!r} is not a variant; variants: {', '.join(map(repr, names))}")
+            for column in values:
+                split, _, metric = column.partition("_")
+                if split not in ("train", "val", "test") or metric not in ("loss", "accuracy", "mse", "mae"):
+                    raise UserError(
+                        f"report.reference.{variant!r}.{column}: must be <train|val|test>_<loss|accuracy|mse|mae>, got {column!r}"
+                    )
+
     @staticmethod
     def _guard(where: str, build) -> None:
         try:
@@ -349,6 +406,7 @@ class Experiment:
         """What must match for ``--resume`` to continue a run folder: everything but versions."""
         data = self.resolved()
         data.pop("reglab", None)
+        data.pop("report", None)
         return data
 
 

@@ -1,6 +1,9 @@
 """The run folder: what finished is on disk, whole, whatever moment the process dies.
 
     DIR/experiment.toml      the resolved experiment, with reglab/torch/Python versions
+    DIR/data.parquet         the dataset's rows as loaded (features, target ``y``), and data.json:
+                             its name, task, feature and class names
+    DIR/splits.parquet       which rows each seed (and fold) trains, validates and tests on
     DIR/parts/part-*.json    one per finished population chunk: its summary rows (written last)
     DIR/parts/part-*.parquet its per-epoch history
     DIR/weights/part-*.safetensors  its members' final weights (best weights where restored)
@@ -21,6 +24,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import save_file
@@ -36,11 +40,18 @@ def atomic_write(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
         write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def versions() -> dict[str, str]:
@@ -66,12 +77,30 @@ class RunFolder:
                 raise UserError(f"{p}: not a reglab run folder (no experiment.toml); cannot --resume into it")
             before = tomllib.loads(saved.read_text())
             before.pop("reglab", None)
+            before.pop("report", None)  # how to show it, not what was trained
             if before != experiment.fingerprint():
                 raise UserError(f"{p}: holds a run of a different experiment; --resume needs the same experiment file")
         else:
             text = experiment.to_toml(versions())
             atomic_write(p / "experiment.toml", lambda tmp: tmp.write_text(text))
         return folder
+
+    def write_data(self, plan) -> None:
+        """The rows and splits the members train on, so the report needs nothing outside the folder."""
+        data = plan.data
+        frame = pd.DataFrame(data.X, columns=[str(c) for c in data.feature_names]).assign(y=data.y)
+        meta = {"name": data.name, "task": data.task, "features": [str(c) for c in data.feature_names], "classes": [str(c) for c in data.classes]}
+        seen, splits = set(), []
+        for m in plan.members:
+            fold = -1 if m.fold is None else m.fold
+            if (m.seed, fold) in seen:
+                continue
+            seen.add((m.seed, fold))
+            for split, rows in m.rows.items():
+                splits.append(pd.DataFrame({"seed": m.seed, "fold": fold, "split": split, "row": rows.astype(np.int64)}))
+        atomic_write(self.path / "data.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+        atomic_write(self.path / "data.json", lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
+        atomic_write(self.path / "splits.parquet", lambda tmp: pd.concat(splits, ignore_index=True).to_parquet(tmp, index=False))
 
     def finished_keys(self) -> set[str]:
         keys: set[str] = set()

@@ -97,3 +97,11 @@ def split_indices(data: Dataset, spec: SplitSpec, seed: int, fold: int | None = 
     if data.task != "regression" and len(np.unique(data.y[out["train"]])) < 2:
         raise UserError(f"data.split: seed {seed}'s training rows hold a single class; classification needs at least two")
     return out
+
+
+def standardizer(X: np.ndarray, train_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, scale)`` fitted on a member's own training rows; ``(X - mean) / scale`` applies it.
+    A constant column keeps scale 1."""
+    train = X[train_rows]
+    std = train.std(0)
+    return train.mean(0), np.where(std > 0, std, 1.0)

@@ -215,9 +215,10 @@ def dense(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor, buffers: GradientBu
 
 
 def output_activation(arch: Architecture, logits: torch.Tensor) -> torch.Tensor:
-    """What the model outputs: probabilities for classification, values for regression."""
+    """What the model outputs: probabilities for classification, values for regression (row-aligned,
+    so a member's probabilities do not depend on how many members are predicted with it)."""
     if arch.task == "binary":
-        return torch.sigmoid(logits)
+        return row_aligned(torch.sigmoid, logits)
     if arch.task == "multiclass":
-        return torch.softmax(logits, dim=-1)
+        return row_aligned(lambda t: torch.softmax(t, dim=-1), logits)
     return logits

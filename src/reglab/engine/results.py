@@ -13,8 +13,9 @@ from .members import Member
 from .model import Architecture, forward, output_activation
 from .pieces import Piece, total_penalty
 
-# Rows per forward chunk are chosen so that one hidden activation stays under this many bytes.
-PREDICT_BUDGET_BYTES = 256 * 2**20
+# Rows per forward chunk are chosen so that one hidden activation stays under this many bytes: small
+# enough to stay in cache (4 MiB made a 140-member grid prediction 4x faster than 256 MiB on a 2-core CPU).
+PREDICT_BUDGET_BYTES = 4 * 2**20
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.datasets import make_moons
 
 from reglab.engine import L1, L2, Architecture, Dropout, EarlyStopping, Member, train
-from reglab.stats import format_mean_ci
+from reglab.report.stats import format_mean_ci
 
 VARIANTS = {
     "baseline": (),

@@ -1,0 +1,179 @@
+"""The report: its statistics, its figures' inputs, its HTML, and ``reglab report`` / ``reglab demo``."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from reglab.cli import main
+from reglab.demo import EXPERIMENTS
+from reglab.report import RunData, write_report
+from reglab.report.figures import shown, sweep_lines
+from reglab.report.stats import paired, percentile_of
+from reglab.report.tables import comparisons, mean_pm
+
+
+def test_paired_difference_is_scipys_paired_t_test():
+    rng = np.random.default_rng(0)
+    base = rng.normal(1.0, 0.1, 20)
+    tech = base - 0.05 + rng.normal(0, 0.02, 20)
+    p = paired(tech, base)
+    ref = stats.ttest_rel(tech, base)
+    assert p.p == pytest.approx(ref.pvalue, rel=1e-12)
+    ci = ref.confidence_interval(0.95)
+    assert (p.low, p.high) == pytest.approx((ci.low, ci.high), rel=1e-9)
+    assert p.mean == pytest.approx(np.mean(tech - base)) and p.significant
+    same = paired(base, base)  # no spread at all: exact, not NaN
+    assert same.p == 1.0 and same.mean == 0 and not same.significant
+
+
+def test_percentile_of_a_single_run():
+    sample = [1.0, 2.0, 3.0, 4.0]
+    assert percentile_of(0.5, sample) == 0 and percentile_of(5, sample) == 100
+    assert percentile_of(2.5, sample) == 50 and percentile_of(2.0, sample) == 37.5
+
+
+def test_demo_writes_four_run_folders_and_one_report(quick_demo):
+    out, report, messages = quick_demo
+    assert report == out / "report.html" and report.stat().st_size > 100_000
+    for name in EXPERIMENTS:
+        folder = out / name
+        for f in ("experiment.toml", "summary.csv", "history.parquet", "data.parquet", "splits.parquet"):
+            assert (folder / f).exists(), f"{name}/{f}"
+    assert (out / "demo.json").exists() and not (out.parent / ".reglab-demo.partial").exists()
+    assert re.fullmatch(r"\d+ networks trained and reported in \d+ s", messages[-1])
+    # The quick demo keeps the notebooks' shape: 3 seeds, a tenth of the epochs.
+    summary = pd.read_csv(out / "early-stopping" / "summary.csv")
+    assert sorted(summary["seed"].unique()) == [0, 1, 2] and summary["epochs_run"].max() == 350
+
+
+def test_report_is_self_contained_and_complete(quick_demo):
+    _, report, _ = quick_demo
+    page = report.read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from anywhere
+    assert "<script" not in page
+    images = re.findall(r'<img alt="([^"]+)" src="([^"]+)"', page)
+    assert images and all(src.startswith("data:image/png;base64,") for _, src in images)
+    sections = re.findall(r'<section class="experiment" id="([^"]+)">(.*?)</section>', page, re.S)
+    assert [name for name, _ in sections] == list(EXPERIMENTS)
+    kinds = {name: {alt for alt in re.findall(r'<img alt="([^"]+)"', body)} for name, body in sections}
+    assert kinds["dropout-classification"] == {"decision regions", "learning curves"}
+    assert kinds["dropout-regression"] == {"reference", "fitted curves", "learning curves"}
+    assert kinds["early-stopping"] == {"decision regions", "sweep", "learning curves", "stop epochs"}
+    assert kinds["regularization"] == {"decision regions", "learning curves", "weights"}
+    for name, body in sections:
+        assert 'class="summary"' in body and 'class="paired"' in body and 'class="findings"' in body, name
+    assert 'class="weights"' in dict(sections)["regularization"]
+    assert 'class="reference"' in dict(sections)["dropout-regression"]
+
+
+def test_report_numbers_are_the_run_folders(quick_demo):
+    out, report, _ = quick_demo
+    page = report.read_text()
+    run = RunData.load(out / "dropout-regression")
+    for variant in ("baseline", "dropout 0.5"):
+        rows = run.members(variant)
+        assert mean_pm(rows["test_loss"]) in page  # the summary table cell
+    # The notebook's single run and where it falls among the seeds.
+    section = page[page.index('id="dropout-regression"') : page.index('id="early-stopping"')]
+    table = section[section.index('class="reference"') :]
+    table = table[: table.index("</table>")]
+    assert "<td>baseline</td><td>test mse</td><td>0.047</td>" in table and "<td>0.00627</td>" in table
+    comps = comparisons(run)["dropout 0.5"]
+    a, b = run.pairs("dropout 0.5", "test_loss")
+    assert comps["held_loss"].mean == pytest.approx(np.mean(a - b))
+
+
+def test_findings_say_what_the_numbers_say(quick_demo):
+    out, report, _ = quick_demo
+    page = report.read_text()
+    run = RunData.load(out / "regularization")
+    p = comparisons(run)["l2 0.001"]["held_loss"]
+    verb = "did not change" if not p.significant else ("lowered" if p.mean < 0 else "raised")
+    section = page[page.index('id="regularization"') :]
+    assert f"<b>l2 0.001</b> {verb} mean validation loss" in section
+
+
+def test_grid_predictions_batched_equal_one_member_at_a_time(quick_demo):
+    out, _, _ = quick_demo
+    run = RunData.load(out / "regularization")
+    grid = np.random.default_rng(1).uniform(-2, 3, (500, 2))
+    together = run.predict(run.summary, grid, chunk=len(run.summary))
+    alone = np.concatenate([run.predict(run.summary.iloc[[k]], grid) for k in range(len(run.summary))])
+    np.testing.assert_array_equal(together, alone)
+    assert together.shape == (len(run.summary), 500, 1) and ((together >= 0) & (together <= 1)).all()
+
+
+def test_sweep_lines_and_shown_variants(quick_demo):
+    out, _, _ = quick_demo
+    run = RunData.load(out / "early-stopping")
+    [(label, points)] = sweep_lines(run)
+    assert [v for v, _ in points] == [20, 50, 100, 200, 400]
+    assert points[0][1] == "early stopping, restore best"  # the notebook's patience, restoring
+    names = shown(run)
+    assert names[:3] == ["baseline", "early stopping", "early stopping, restore best"] and len(names) == 4
+    best = min(points, key=lambda p: run.members(p[1])["test_loss"].mean())[1]
+    assert best in names
+
+
+def test_report_command(quick_demo, tmp_path, capsys):
+    out, _, _ = quick_demo
+    target = tmp_path / "one.html"
+    assert main(["report", str(out / "dropout-regression"), "--out", str(target)]) == 0
+    assert capsys.readouterr().out.strip() == f"report: {target}"
+    page = target.read_text()
+    assert page.count('<section class="experiment"') == 1 and oct(target.stat().st_mode & 0o777) != "0o600"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["report", "{tmp}/nope"], "reglab: {tmp}/nope: no such run folder"),
+        (["report", "{tmp}"], "reglab: {tmp}: not a reglab run folder (no summary.csv)"),
+        (["report", "{demo}/dropout-regression", "{demo}/dropout-regression"], "reglab: report: two run folders hold experiment 'dropout-regression'; give each experiment once"),
+        (["report", "{demo}/dropout-regression", "--out", "{tmp}"], "reglab: --out: {tmp} is a folder; give the HTML file to write, e.g. {tmp}/report.html"),
+        (["demo", "--seeds", "1", "--out", "{tmp}/d"], "reglab: --seeds: must be an integer >= 2 (the statistics need two seeds), got 1"),
+        (["demo", "--workers", "0", "--out", "{tmp}/d"], "reglab: --workers: must be an integer >= 1, got 0"),
+        (["demo", "--out", "{tmp}"], "reglab: {tmp}: folder is not empty and holds no earlier demo; choose another --out"),
+    ],
+)
+def test_user_errors(quick_demo, tmp_path, capsys, args, message):
+    (tmp_path / "something.txt").write_text("mine")
+    fill = dict(tmp=tmp_path, demo=quick_demo[0])
+    assert main([a.format(**fill) for a in args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == message.format(**fill) and "\n" not in err
+    assert (tmp_path / "something.txt").read_text() == "mine" and not (tmp_path / "report.html").exists()
+
+
+def test_an_interrupted_demo_leaves_the_earlier_one_whole(tmp_path, monkeypatch):
+    import reglab.pool
+    from reglab.demo import MARKER, run_demo
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / MARKER).write_text("{}")
+    (out / "report.html").write_text("the earlier report")
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reglab.pool, "run_experiments", boom)
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(out, seeds=2, quick=True)
+    assert (out / "report.html").read_text() == "the earlier report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging folder left
+
+
+def test_report_of_a_run_folder_without_data_files_says_so(quick_demo, tmp_path):
+    import shutil
+
+    from reglab.errors import UserError
+
+    copy = tmp_path / "old"
+    shutil.copytree(quick_demo[0] / "dropout-regression", copy)
+    (copy / "data.parquet").unlink()
+    with pytest.raises(UserError, match=r"old: no data.parquet; the report needs a run folder written by this version"):
+        write_report([copy], tmp_path / "r.html")
