@@ -121,10 +121,13 @@ def test_sweep_lines_and_shown_variants(quick_demo):
 def test_report_command(quick_demo, tmp_path, capsys):
     out, _, _ = quick_demo
     target = tmp_path / "one.html"
-    assert main(["report", str(out / "dropout-regression"), "--out", str(target)]) == 0
+    assert main(["report", str(out / "dropout-regression"), "--out", str(target), "--figures", str(tmp_path / "png")]) == 0
     assert capsys.readouterr().out.strip() == f"report: {target}"
     page = target.read_text()
     assert page.count('<section class="experiment"') == 1 and oct(target.stat().st_mode & 0o777) != "0o600"
+    pngs = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert pngs == ["dropout-regression-fitted-curves.png", "dropout-regression-learning-curves.png", "dropout-regression-reference.png"]
+    assert all((tmp_path / "png" / name).read_bytes().startswith(b"\x89PNG") for name in pngs)
 
 
 @pytest.mark.parametrize(

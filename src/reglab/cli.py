@@ -2,7 +2,7 @@
 
     reglab demo [--out DIR] [--seeds N] [--quick] [--workers N]
     reglab run EXPERIMENT.toml --out DIR [--resume] [--quiet] [--device cpu] [--memory-mb 1024]
-    reglab report DIR... [--out report.html]
+    reglab report DIR... [--out report.html] [--figures DIR]
     reglab show DIR
     reglab datasets
     reglab validate EXPERIMENT.toml
@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="one self-contained HTML report of finished run folders")
     report.add_argument("run_folders", nargs="+", metavar="DIR")
     report.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    report.add_argument("--figures", default=None, metavar="DIR", help="also save every figure as a PNG file in DIR")
     show = sub.add_parser("show", help="per-variant table of a finished run: mean ± 95%% CI across seeds")
     show.add_argument("run_folder")
     sub.add_parser("datasets", help="the built-in datasets: names, shapes, tasks")

@@ -61,7 +61,9 @@ def report(args) -> int:
     out = Path(args.out)
     if out.exists() and out.is_dir():
         raise UserError(f"--out: {out} is a folder; give the HTML file to write, e.g. {out / 'report.html'}")
-    path = write_report(args.run_folders, out)
+    if args.figures is not None and Path(args.figures).exists() and not Path(args.figures).is_dir():
+        raise UserError(f"--figures: {args.figures} exists and is not a folder")
+    path = write_report(args.run_folders, out, figures=args.figures)
     print(f"report: {path}")
     return 0
 

@@ -6,7 +6,9 @@ page loads nothing from anywhere, so it opens offline and can be mailed as one f
 
 from __future__ import annotations
 
+import base64
 import html
+import re
 import time
 from pathlib import Path
 
@@ -139,9 +141,11 @@ def write_report(
     out: str | Path,
     title: str = "reglab report",
     sections: dict[str, str] | None = None,
+    figures: str | Path | None = None,
 ) -> Path:
     """Read the run folders, write ``out`` (one HTML file); return its path. ``sections`` maps a
-    folder (as given) to its already drawn section."""
+    folder (as given) to its already drawn section. ``figures``: also save every figure there as
+    ``<experiment>-<figure>.png``."""
     runs = [RunData.load(f) for f in folders]  # every folder checked before any drawing
     names = [r.name for r in runs]
     for name in names:
@@ -152,4 +156,9 @@ def write_report(
     out = Path(out)
     text = render(runs, sections, title)
     atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    if figures is not None:
+        for run, body in zip(runs, sections):
+            for alt, data in re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', body):
+                png = base64.b64decode(data)
+                atomic_write(Path(figures) / f"{run.name}-{alt.replace(' ', '-')}.png", lambda tmp, png=png: tmp.write_bytes(png))
     return out
