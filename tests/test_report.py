@@ -180,3 +180,41 @@ def test_report_of_a_run_folder_without_data_files_says_so(quick_demo, tmp_path)
     (copy / "data.parquet").unlink()
     with pytest.raises(UserError, match=r"old: no data.parquet; the report needs a run folder written by this version"):
         write_report([copy], tmp_path / "r.html")
+
+
+def test_report_of_folds_three_classes_and_standardized_inputs(tmp_path):
+    """Beyond the demo's shapes: k-fold members, a multiclass task, inputs scaled per member, and
+    a regression with a random split per seed."""
+    from reglab.runner import run_experiment
+    from reglab.spec import Experiment
+
+    blobs = {
+        "name": "blobs",
+        "seeds": 2,
+        "data": {"dataset": "blobs", "params": {"centers": 3}, "split": "kfold", "folds": 3, "standardize": True},
+        "model": {"hidden": [8]},
+        "train": {"epochs": 4, "learning_rate": 0.01},
+        "variant": [{"name": "baseline"}, {"name": "l2", "l2": 0.01, "early_stopping": {"patience": 1}}],
+    }
+    curve = {
+        "name": "curve",
+        "seeds": 3,
+        "data": {"dataset": "regression-1d", "split": "random", "test": 0.25},
+        "model": {"hidden": [8]},
+        "train": {"epochs": 4},
+        "variant": [{"name": "baseline"}, {"name": "dropout", "dropout": 0.2}],
+        "sweep": {"learning_rate": [0.001, 0.01]},
+    }
+    for raw in (blobs, curve):
+        run_experiment(Experiment.from_dict(raw), tmp_path / raw["name"])
+    run = RunData.load(tmp_path / "blobs")
+    assert run.task == "multiclass" and "fold" in run.summary.columns
+    a, b = run.pairs("l2", "val_loss")
+    assert len(a) == 6  # 2 seeds x 3 folds, paired fold by fold
+    page = write_report([tmp_path / "blobs", tmp_path / "curve"], tmp_path / "r.html").read_text()
+    assert page.count('alt="decision regions"') == 1 and page.count('alt="fitted curves"') == 1
+    assert "share of seeds agreeing" not in page  # drawn into the image, not the HTML
+    assert 'alt="sweep"' in page  # a one-key [sweep] is what the report plots against
+    curve_run = RunData.load(tmp_path / "curve")
+    assert curve_run.experiment.spec.report.sweep == "learning_rate"
+    assert [len(points) for _, points in sweep_lines(curve_run)] == [2, 2]

@@ -32,8 +32,9 @@ plt.rcParams.update(
         "figure.dpi": 100,
     }
 )
-CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
-MARKERS = ["s", "^", "o", "v", "D", "P"]
+CLASS_COLORS = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab10").colors]  # mlxtend's order
+MARKERS = ["s", "^", "o", "v", "D", "P", "X", "<", ">", "h"]
+_MPL = tuple(int(x) for x in matplotlib.__version__.split(".")[:2])
 GRID = 120  # points per axis of the decision-region grid
 
 
@@ -58,14 +59,15 @@ def limits(run: RunData, axis: int) -> tuple[float, float]:
     return float(v.min() - pad), float(v.max() + pad)
 
 
-def _points(ax, run: RunData, seed: int) -> None:
-    """Training points filled, held-out points hollow, one marker and colour per class."""
+def _points(ax, run: RunData, member) -> None:
+    """A member's training points filled, its held-out points hollow, one marker and colour per class."""
     held = run.held_out
     for split, filled in (("train", True), (held, False)):
-        rows = run.rows(seed, split)
+        rows = run.member_rows(member, split)
         for c in np.unique(run.y[rows]).astype(int):
             r = rows[run.y[rows] == c]
-            kw = dict(facecolor=CLASS_COLORS[c], edgecolor="black") if filled else dict(facecolor="white", edgecolor=CLASS_COLORS[c])
+            colour = CLASS_COLORS[c % len(CLASS_COLORS)]
+            kw = dict(facecolor=colour, edgecolor="black") if filled else dict(facecolor="white", edgecolor=colour)
             label = f"class {run.meta['classes'][c]} ({'train' if filled else 'validation' if split == 'val' else 'test'})"
             ax.scatter(run.X[r, 0], run.X[r, 1], marker=MARKERS[c % len(MARKERS)], s=22, linewidths=0.8, label=label, **kw)
 
@@ -92,14 +94,14 @@ def decision_regions(run: RunData):
     probs = run.predict(members, grid)  # (K, G, outputs): batched passes over every member shown
     labels = (probs[..., 0] > 0.5).astype(int) if run.task == "binary" else probs.argmax(-1)
     fig, axes = plt.subplots(len(names), 2, figsize=(9.5, 3.6 * len(names)), squeeze=False)
-    cmap = ListedColormap(CLASS_COLORS[:n_classes])
+    cmap = ListedColormap([CLASS_COLORS[c % len(CLASS_COLORS)] for c in range(n_classes)])
     for i, name in enumerate(names):
         index = np.flatnonzero(members["variant"].to_numpy() == name)
         rep = run.median_member(name)
         k = int(np.flatnonzero(members.index == rep.name)[0])
         ax = axes[i, 0]
         ax.contourf(gx, gy, labels[k].reshape(gx.shape), levels=np.arange(n_classes + 1) - 0.5, cmap=cmap, alpha=0.3)
-        _points(ax, run, int(rep["seed"]))
+        _points(ax, run, rep)
         ax.set_title(f"{name}: median member (seed {int(rep['seed'])}, {run.held_out} loss {rep[run.held_out + '_loss']:.3f})")
         ax = axes[i, 1]
         if run.task == "binary":
@@ -111,8 +113,8 @@ def decision_regions(run: RunData):
             what = "share of seeds agreeing with the majority class"
         im = ax.imshow(share.reshape(gx.shape), origin="lower", extent=(x0, x1, y0, y1), aspect="auto", cmap="RdBu_r", vmin=0, vmax=1)
         ax.contour(gx, gy, share.reshape(gx.shape), levels=[0.5], colors="black", linewidths=0.8)
-        _points(ax, run, int(rep["seed"]))
-        ax.set_title(f"{name}: {len(index)} seeds")
+        _points(ax, run, rep)
+        ax.set_title(f"{name}: {len(index)} {'members (seeds x folds)' if 'fold' in members.columns else 'seeds'}")
         fig.colorbar(im, ax=ax, label=what, fraction=0.046, pad=0.03)
         for ax in axes[i]:
             ax.set_xlim(x0, x1)
@@ -129,13 +131,11 @@ def decision_regions(run: RunData):
 def fitted_curves(run: RunData):
     """Regression on one input: training and held-out points, each variant's median member and the
     10-90 % band of all its members' curves."""
-    names = run.variant_names
+    names = shown(run)
     x0, x1 = limits(run, 0)
     grid = np.linspace(x0, x1, 300)[:, None]
     pred = run.predict(run.summary, grid)[..., 0]
     fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.8), squeeze=False, sharey=True)
-    seed = int(run.summary["seed"].iloc[0])
-    train, held = run.rows(seed, "train"), run.rows(seed, run.held_out)
     ylim = run.experiment.spec.report.ylim
     for i, name in enumerate(names):
         ax = axes[0, i]
@@ -144,6 +144,7 @@ def fitted_curves(run: RunData):
         ax.fill_between(grid[:, 0], lo, hi, color=color(i), alpha=0.25, label=f"10–90 % of {len(index)} seeds")
         rep = run.median_member(name)
         k = int(np.flatnonzero(run.summary.index == rep.name)[0])
+        train, held = run.member_rows(rep, "train"), run.member_rows(rep, run.held_out)
         ax.plot(grid[:, 0], pred[k], color=color(i), lw=2, label=f"median member (seed {int(rep['seed'])})")
         ax.scatter(run.X[train, 0], run.y[train], s=18, color="#1f77b4", edgecolor="black", linewidths=0.5, label="train", zorder=3)
         held_label = "test" if run.held_out == "test" else "validation"
@@ -200,7 +201,8 @@ def learning_curves(run: RunData):
                 for marked, epoch_of, marker, label in ((early, "epochs_run", "x", "stopped"), (restored, "best_epoch", "o", "restored to")):
                     if not len(marked):
                         continue
-                    at = rows.merge(marked[["seed", "epochs_run", "best_epoch"]], on="seed")
+                    keys = ["seed"] + (["fold"] if "fold" in rows.columns else [])
+                    at = rows.merge(marked[keys + ["epochs_run", "best_epoch"]], on=keys)
                     at = at[at["epoch"] == (at["epochs_run"] - 1 if epoch_of == "epochs_run" else at["best_epoch"])]
                     style = dict(color="black") if marker == "x" else dict(facecolor="none", edgecolor="black")
                     ax.scatter(at["epoch"] + 1, at[val], marker=marker, s=18, lw=0.8, zorder=4, label=label, **style)
@@ -245,7 +247,8 @@ def weight_distributions(run: RunData):
     names = run.variant_names
     weights = [run.kernels(run.members(n), 0).ravel() for n in names]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 0.5 * len(names) + 3))
-    box = ax1.boxplot(weights, vert=False, patch_artist=True, flierprops=dict(markersize=2, alpha=0.4))
+    sideways = {"orientation": "horizontal"} if _MPL >= (3, 10) else {"vert": False}
+    box = ax1.boxplot(weights, patch_artist=True, flierprops=dict(markersize=2, alpha=0.4), **sideways)
     for i, patch in enumerate(box["boxes"]):
         patch.set_facecolor(color(i))
         patch.set_alpha(0.5)

@@ -124,6 +124,10 @@ class RunData:
         s = self.splits
         return s[(s["seed"] == seed) & (s["fold"] == fold) & (s["split"] == split)]["row"].to_numpy()
 
+    def member_rows(self, member: pd.Series, split: str) -> np.ndarray:
+        """The rows a member (a summary row) used for ``split``."""
+        return self.rows(int(member["seed"]), split, _fold(member))
+
     @cached_property
     def weights(self) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
@@ -131,10 +135,9 @@ class RunData:
             out.update(load_file(str(f)))
         return out
 
-    def member_prefix(self, row) -> str:
-        fold = row.get("fold", None) if hasattr(row, "get") else None
-        suffix = f"/fold={int(fold)}" if fold is not None and pd.notna(fold) else ""
-        return f"{row['variant']}/seed={int(row['seed'])}{suffix}"
+    def member_prefix(self, row: pd.Series) -> str:
+        fold = _fold(row)
+        return f"{row['variant']}/seed={int(row['seed'])}" + (f"/fold={fold}" if fold >= 0 else "")
 
     def params(self, members: pd.DataFrame) -> list[torch.Tensor]:
         """The weights of ``members`` (rows of the summary), stacked on a leading member axis."""
@@ -149,10 +152,11 @@ class RunData:
         """Layer ``layer``'s kernel of each member: ``(K, fan_in, units)``."""
         return np.stack([self.weights[f"{self.member_prefix(r)}/kernel_{layer}"].numpy() for _, r in members.iterrows()])
 
-    def predict(self, members: pd.DataFrame, x: np.ndarray, chunk: int = 32) -> np.ndarray:
+    def predict(self, members: pd.DataFrame, x: np.ndarray, chunk: int | None = None) -> np.ndarray:
         """What each member outputs at the points ``x`` (original units): ``(K, N, n_outputs)``.
-        All members in batched calls (``chunk`` members at a time), each with its own input scaling."""
+        All members in one batched call (or ``chunk`` members at a time), each with its own input scaling."""
         standardize = self.experiment.spec.data.standardize
+        chunk = chunk or len(members)
         out = []
         for start in range(0, len(members), chunk):
             part = members.iloc[start : start + chunk]
@@ -160,7 +164,7 @@ class RunData:
             if standardize:
                 scaled = []
                 for _, r in part.iterrows():
-                    mean, scale = standardizer(self.X, self.rows(int(r["seed"]), "train", int(r.get("fold", -1) if pd.notna(r.get("fold", -1)) else -1)))
+                    mean, scale = standardizer(self.X, self.member_rows(r, "train"))
                     scaled.append((x - mean) / scale)
                 xs = np.stack(scaled)
             else:
@@ -172,3 +176,9 @@ class RunData:
         """The representative member of a variant: the median by held-out loss (the lower middle)."""
         rows = self.members(variant).sort_values(f"{self.held_out}_loss", kind="stable")
         return rows.iloc[(len(rows) - 1) // 2]
+
+
+def _fold(member: pd.Series) -> int:
+    """A member's fold, -1 when the experiment has no folds (as splits.parquet stores it)."""
+    fold = member.get("fold", -1)
+    return -1 if pd.isna(fold) else int(fold)
