@@ -209,6 +209,11 @@ _BUFFERED_MIN_ELEMENTS = 1 << 16
 
 def dense(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor, buffers: GradientBuffers | None = None) -> torch.Tensor:
     """``h @ W + b`` per member, in Keras's order (matmul, then bias)."""
+    if W.shape[-1] == 1:
+        # One output unit (a binary or regression head): on a CPU, batched matmul runs these
+        # (B, H) @ (H, 1) shapes at ~1.5 GFLOP/s, forward and in both gradients; multiplying and
+        # summing each row is 4-7x faster. Each member's rows are summed alone, whatever K is.
+        return (h * W.transpose(-1, -2)).sum(-1, keepdim=True) + b.unsqueeze(1)
     if buffers is not None and W.requires_grad and torch.is_grad_enabled() and W.numel() >= _BUFFERED_MIN_ELEMENTS:
         return _Dense.apply(h, W, b, buffers)
     return _bmm(h, W) + b.unsqueeze(1)
