@@ -85,7 +85,9 @@ def test_run_folder_contents(tmp_path):
     out = tmp_path / "out"
     columns = ["variant", "seed", "epochs_run", "best_epoch", "stop_reason", "restored"]
     columns += [f"{s}_{m}" for s in ("train", "val", "test") for m in ("loss", "accuracy")]
+    columns += ["zeros_0", "zeros_1", "zeros_2", "dropped_inputs"]  # exact zeros per kernel, inputs no weight reads
     assert list(summary.columns) == columns
+    assert (summary["zeros_0"] == 0).all() and (summary["dropped_inputs"] == "").all()
     assert summary["variant"].tolist() == [v for v in ("baseline", "dropout", "es", "short") for _ in range(3)]
     assert (summary.loc[summary.variant == "short", "epochs_run"] == 5).all()
     text = (out / "experiment.toml").read_text()
@@ -205,7 +207,8 @@ def test_split_column_and_kfold_end_to_end(tmp_path):
     p = tmp_path / "col.toml"
     p.write_text(f'name = "c"\nseeds = 2\n[data]\npath = "{tmp_path / "d.csv"}"\ntarget = "y"\nsplit_column = "part"\nsplit = "random"\n' + base)
     summary = run_experiment(Experiment.from_file(p), tmp_path / "col")
-    assert list(summary.columns[-3:]) == ["test_loss", "test_mse", "test_mae"]
+    cols = list(summary.columns)
+    assert cols[cols.index("test_loss") :][:3] == ["test_loss", "test_mse", "test_mae"]
     plan = make_plan(Experiment.from_file(p))
     assert plan.data.feature_names == ["a", "b"] and plan.members[0].rows["test"].tolist() == list(range(45, 60))
     p = tmp_path / "kf.toml"

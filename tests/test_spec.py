@@ -69,11 +69,11 @@ def test_resolved_toml_round_trips(tmp_path):
         ('[[variant]]\nname = "a"\n[[variant]]\nname = "b"\n[[variant]]\nname = "c"\ndropout = 1.2\n', "e.toml: variant[2].dropout: must be a number in [0, 1), got 1.2"),
         ('[[variant]]\nname = "a"\nl1 = -1\n', "e.toml: variant[0].l1: must be a number >= 0, got -1"),
         ('[[variant]]\nname = "a"\n[variant.early_stopping]\npatience = -2\n', "e.toml: variant[0].early_stopping.patience: must be an integer >= 0, got -2"),
-        ('[[variant]]\nname = "a"\ndropuot = 0.5\n', "e.toml: variant[0].dropuot: unknown key; allowed: name, dropout, l1, l2, early_stopping, learning_rate, epochs, batch_size, optimizer, momentum, nesterov"),
+        ('[[variant]]\nname = "a"\ndropuot = 0.5\n', "e.toml: variant[0].dropuot: unknown key; allowed: name, dropout, l1, l2, early_stopping, weight_decay, weight_decay_biases, max_norm, proximal_l1, gaussian_noise, input_noise, gaussian_dropout, prechelt, mc_dropout, learning_rate, epochs, batch_size, optimizer, momentum, nesterov"),
         ('[[variant]]\nname = "a"\n[[variant]]\nname = "a"\n', "e.toml: variant: names must be unique, 'a' appears 2 times"),
         ("[model]\nactivation = \"swish\"\n", "e.toml: model.activation: must be one of 'relu', 'tanh', 'sigmoid', 'elu', 'gelu', 'linear', got 'swish'"),
         ("[model]\nhidden = [128, \"x\"]\n", "e.toml: model.hidden[1]: must be an integer, got 'x'"),
-        ("[sweep]\nhidden = [64, 128]\n", "e.toml: sweep.hidden: not a sweepable parameter; sweepable: dropout, l1, l2, learning_rate, epochs, batch_size, momentum, early_stopping.<parameter>"),
+        ("[sweep]\nhidden = [64, 128]\n", "e.toml: sweep.hidden: not a sweepable parameter; sweepable: dropout, l1, l2, weight_decay, max_norm, proximal_l1, gaussian_noise, input_noise, gaussian_dropout, mc_dropout, learning_rate, epochs, batch_size, momentum, early_stopping.<parameter>, prechelt.<parameter>"),
         ("colour = 1\n", "e.toml: train.colour: unknown key; allowed: optimizer, learning_rate, epochs, batch_size, momentum, nesterov"),
     ],
 )
@@ -144,3 +144,51 @@ def test_report_section(tmp_path):
 def test_report_section_errors(tmp_path, report, message):
     variants = '[[variant]]\nname = "base"\n[[variant]]\nname = "drop"\ndropout = 0.5\n'
     assert error(BASE + variants + "[report]\n" + report + "\n", tmp_path) == "e.toml: " + message
+
+
+def test_every_technique_from_an_experiment_file(tmp_path):
+    text = BASE + """
+[[variant]]
+name = "all"
+dropout = 0.2
+weight_decay = 0.01
+weight_decay_biases = true
+max_norm = [2.0, 3.0]
+proximal_l1 = 0.001
+gaussian_noise = 0.1
+input_noise = 0.05
+gaussian_dropout = 0.1
+mc_dropout = 20
+[variant.prechelt]
+criterion = "PQ"
+alpha = 0.5
+strip = 5
+restore_best_weights = true
+"""
+    e = load(text, tmp_path)
+    kinds = {type(t).__name__: t for t in e.techniques(e.spec.variant[0])}
+    assert set(kinds) == {"Dropout", "WeightDecay", "MaxNorm", "ProximalL1", "GaussianNoise", "GaussianDropout", "Prechelt"}
+    assert kinds["MaxNorm"].max_norm == (2.0, 3.0) and kinds["WeightDecay"].biases is True
+    assert kinds["GaussianNoise"].input_stddev == 0.05 and kinds["Prechelt"].criterion == "PQ"
+    sweep = load(BASE + '[sweep]\n"prechelt.alpha" = [0.5, 1.0]\nweight_decay = [0.0, 0.01]\n', tmp_path)
+    assert [(v.prechelt.alpha, v.weight_decay) for v in sweep.spec.variant] == [(0.5, 0.0), (0.5, 0.01), (1.0, 0.0), (1.0, 0.01)]
+
+
+@pytest.mark.parametrize(
+    "variant, message",
+    [
+        ("max_norm = -1", "variant[0].max_norm: must be a number > 0, got -1"),
+        ("max_norm = [1, 2, 3]", "variant[0].max_norm: must be one number or a list of 2 (one per layer), got [1.0, 2.0, 3.0]"),
+        ("proximal_l1 = -0.1", "variant[0].proximal_l1: must be a number >= 0, got -0.1"),
+        ("weight_decay = -1", "variant[0].weight_decay: must be a number >= 0, got -1"),
+        ("gaussian_dropout = 1.5", "variant[0].gaussian_dropout: must be a number in [0, 1), got 1.5"),
+        ("input_noise = -2", "variant[0].input_noise: must be a number >= 0, got -2"),
+        ("mc_dropout = 10", "variant[0].mc_dropout: needs dropout or gaussian_dropout in the same variant (MC dropout samples them)"),
+        ("dropout = 0.1\nmc_dropout = -1", "variant[0].mc_dropout: must be a number of passes in [0, 10000] (0: off), got -1"),
+        ('[variant.prechelt]\ncriterion = "XY"', "variant[0].prechelt.criterion: must be one of 'GL', 'PQ', 'UP', got 'XY'"),
+        ("[variant.prechelt]\nalpha = 0", "variant[0].prechelt.alpha: must be a number > 0, got 0.0"),
+        ("[variant.prechelt]\nsize = 3", "variant[0].prechelt.size: unknown key; allowed: criterion, alpha, strips, strip, monitor, restore_best_weights"),
+    ],
+)
+def test_technique_errors(tmp_path, variant, message):
+    assert error(BASE + '[model]\nhidden = [8, 8]\n[[variant]]\nname = "v"\n' + variant + "\n", tmp_path) == "e.toml: " + message

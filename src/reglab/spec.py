@@ -18,7 +18,21 @@ import numpy as np
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from .engine import L1, L2, SGD, Adam, Architecture, Dropout, EarlyStopping
+from .engine import (
+    L1,
+    L2,
+    SGD,
+    Adam,
+    Architecture,
+    Dropout,
+    EarlyStopping,
+    GaussianDropout,
+    GaussianNoise,
+    MaxNorm,
+    Prechelt,
+    ProximalL1,
+    WeightDecay,
+)
 from .errors import UserError
 
 Strict = ConfigDict(extra="forbid", strict=True)
@@ -33,6 +47,9 @@ def _spec_of(technique) -> type[BaseModel]:
 
 
 EarlyStoppingSpec = _spec_of(EarlyStopping)
+PrecheltSpec = _spec_of(Prechelt)
+# Tables of settings inside a variant: [variant.early_stopping], [variant.prechelt].
+TABLES = {"early_stopping": EarlyStoppingSpec, "prechelt": PrecheltSpec}
 
 
 class DataSpec(BaseModel):
@@ -75,6 +92,15 @@ class VariantSpec(BaseModel):
     l1: Number | list[Number] = 0.0
     l2: Number | list[Number] = 0.0
     early_stopping: EarlyStoppingSpec | None = None
+    weight_decay: Number = 0.0
+    weight_decay_biases: bool = False
+    max_norm: Number | list[Number] = 0.0
+    proximal_l1: Number | list[Number] = 0.0
+    gaussian_noise: Number | list[Number] = 0.0
+    input_noise: Number = 0.0
+    gaussian_dropout: Number | list[Number] = 0.0
+    prechelt: PrecheltSpec | None = None
+    mc_dropout: int = 0
     learning_rate: Number | None = None
     epochs: int | None = None
     batch_size: int | None = None
@@ -138,7 +164,7 @@ def _location(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("int", "float", "list[union[float,int]]", "list[int]", "SweepRange", EarlyStoppingSpec.__name__):
+        elif part in ("int", "float", "list[union[float,int]]", "list[int]", "SweepRange", EarlyStoppingSpec.__name__, PrecheltSpec.__name__):
             continue  # pydantic's names for the branches of a union
         elif "[" in str(part) or str(part).startswith("function"):
             continue
@@ -158,7 +184,7 @@ def _describe(error: dict) -> str:
 
 
 def _allowed_keys(loc: tuple) -> list[str]:
-    models = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec, "variant": VariantSpec, "early_stopping": EarlyStoppingSpec, "report": ReportSpec}
+    models = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec, "variant": VariantSpec, "report": ReportSpec, **TABLES}
     model: type[BaseModel] = ExperimentSpec
     for part in loc[:-1]:
         if isinstance(part, str) and part in models:
@@ -178,7 +204,28 @@ def format_validation_error(source: str, err: ValidationError) -> str:
 # ---------------------------------------------------------------------------------------------------
 # Loading, sweeps, resolution
 
-SWEEPABLE = ("dropout", "l1", "l2", "learning_rate", "epochs", "batch_size", "momentum")
+SWEEPABLE = (
+    "dropout",
+    "l1",
+    "l2",
+    "weight_decay",
+    "max_norm",
+    "proximal_l1",
+    "gaussian_noise",
+    "input_noise",
+    "gaussian_dropout",
+    "mc_dropout",
+    "learning_rate",
+    "epochs",
+    "batch_size",
+    "momentum",
+)
+
+
+def _table_field(key: str) -> tuple[str, str] | None:
+    """``("early_stopping", "patience")`` for ``"early_stopping.patience"``; None for other keys."""
+    table, _, field = key.partition(".")
+    return (table, field) if table in TABLES and field else None
 
 
 def _sweep_values(key: str, value) -> list:
@@ -199,10 +246,11 @@ def _sweep_values(key: str, value) -> list:
 
 
 def _apply(variant: VariantSpec, key: str, value) -> VariantSpec:
-    if key.startswith("early_stopping."):
-        field = key.split(".", 1)[1]
-        base = variant.early_stopping or EarlyStoppingSpec()
-        return variant.model_copy(update={"early_stopping": base.model_copy(update={field: value})})
+    nested = _table_field(key)
+    if nested:
+        table, field = nested
+        base = getattr(variant, table) or TABLES[table]()
+        return variant.model_copy(update={table: base.model_copy(update={field: value})})
     return variant.model_copy(update={key: value})
 
 
@@ -211,9 +259,8 @@ def expand_sweep(spec: ExperimentSpec) -> list[VariantSpec]:
     if not spec.sweep:
         return list(spec.variant)
     for key in spec.sweep:
-        field = key.split(".", 1)[1] if key.startswith("early_stopping.") else None
-        if key not in SWEEPABLE and (field is None or field not in EarlyStoppingSpec.model_fields):
-            allowed = ", ".join([*SWEEPABLE, "early_stopping.<parameter>"])
+        if not is_parameter(key):
+            allowed = ", ".join([*SWEEPABLE, "early_stopping.<parameter>", "prechelt.<parameter>"])
             raise UserError(f"sweep.{key}: not a sweepable parameter; sweepable: {allowed}")
     grids = [[(k, v) for v in _sweep_values(k, value)] for k, value in spec.sweep.items()]
     out = []
@@ -229,17 +276,21 @@ def expand_sweep(spec: ExperimentSpec) -> list[VariantSpec]:
 
 
 def is_parameter(name: str) -> bool:
-    """Whether ``name`` is a variant parameter: a sweepable field or ``early_stopping.<field>``."""
-    if name.startswith("early_stopping."):
-        return name.split(".", 1)[1] in EarlyStoppingSpec.model_fields
+    """Whether ``name`` is a variant parameter: a sweepable field, ``early_stopping.<field>`` or
+    ``prechelt.<field>``."""
+    nested = _table_field(name)
+    if nested:
+        return nested[1] in TABLES[nested[0]].model_fields
     return name in SWEEPABLE
 
 
 def parameter_value(variant: VariantSpec, name: str, train: TrainSpec | None = None):
     """The value of parameter ``name`` in a variant (its ``[train]`` value where the variant does not
     override it); None for an early-stopping parameter of a variant without early stopping."""
-    if name.startswith("early_stopping."):
-        return None if variant.early_stopping is None else getattr(variant.early_stopping, name.split(".", 1)[1])
+    nested = _table_field(name)
+    if nested:
+        table = getattr(variant, nested[0])
+        return None if table is None else getattr(table, nested[1])
     value = getattr(variant, name)
     if value is None and train is not None:
         value = getattr(train, name)
@@ -325,7 +376,9 @@ class Experiment:
             if getattr(s.train, field) < 1:
                 raise UserError(f"train.{field}: must be an integer >= 1, got {getattr(s.train, field)}")
         for i, v in enumerate(s.variant):
-            self._guard(f"variant[{i}]", lambda v=v: self.techniques(v))
+            # Per-layer lists are checked against the layers now, not when training starts.
+            shape = Architecture(n_inputs=1, hidden=tuple(s.model.hidden), activation=s.model.activation)
+            self._guard(f"variant[{i}]", lambda v=v: [t.validate(shape) for t in self.techniques(v)])
             self._guard(f"variant[{i}]", lambda v=v: self.optimizer(v))
             if v.learning_rate is not None and not v.learning_rate > 0:
                 raise UserError(f"variant[{i}].learning_rate: must be a number > 0, got {v.learning_rate}")
@@ -333,6 +386,10 @@ class Experiment:
                 value = getattr(v, field)
                 if value is not None and value < 1:
                     raise UserError(f"variant[{i}].{field}: must be an integer >= 1, got {value}")
+            if not 0 <= v.mc_dropout <= 10_000:
+                raise UserError(f"variant[{i}].mc_dropout: must be a number of passes in [0, 10000] (0: off), got {v.mc_dropout}")
+            if v.mc_dropout and v.dropout == 0 and v.gaussian_dropout == 0:
+                raise UserError(f"variant[{i}].mc_dropout: needs dropout or gaussian_dropout in the same variant (MC dropout samples them)")
 
         self._check_report()
 
@@ -385,6 +442,18 @@ class Experiment:
             out.append(L2(v.l2 if not isinstance(v.l2, list) else tuple(v.l2)))
         if v.early_stopping is not None:
             out.append(EarlyStopping(**v.early_stopping.model_dump()))
+        if v.weight_decay != 0 or v.weight_decay_biases:
+            out.append(WeightDecay(v.weight_decay, v.weight_decay_biases))
+        if v.max_norm != 0:
+            out.append(MaxNorm(_tupled(v.max_norm)))
+        if v.proximal_l1 != 0:
+            out.append(ProximalL1(_tupled(v.proximal_l1)))
+        if v.gaussian_noise != 0 or v.input_noise != 0:
+            out.append(GaussianNoise(_tupled(v.gaussian_noise), v.input_noise))
+        if v.gaussian_dropout != 0:
+            out.append(GaussianDropout(_tupled(v.gaussian_dropout)))
+        if v.prechelt is not None:
+            out.append(Prechelt(**v.prechelt.model_dump()))
         return tuple(out)
 
     def seeds(self) -> list[int]:
@@ -408,6 +477,10 @@ class Experiment:
         data.pop("reglab", None)
         data.pop("report", None)
         return data
+
+
+def _tupled(value):
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _plain(value):

@@ -9,7 +9,22 @@ import numpy as np
 import pytest
 import torch
 
-from reglab.engine import L1, L2, SGD, Architecture, Dropout, EarlyStopping, Member, train
+from reglab.engine import (
+    L1,
+    L2,
+    SGD,
+    Architecture,
+    Dropout,
+    EarlyStopping,
+    GaussianDropout,
+    GaussianNoise,
+    MaxNorm,
+    Member,
+    Prechelt,
+    ProximalL1,
+    WeightDecay,
+    train,
+)
 
 MIXED = [
     Member(seed=0, learning_rate=0.01),
@@ -21,6 +36,11 @@ MIXED = [
     Member(seed=4, learning_rate=0.001, techniques=(L1([1e-3, 0.0, 1e-2]), L2(1e-3))),
     Member(seed=5, learning_rate=0.05, techniques=(EarlyStopping(patience=0, start_from_epoch=4, min_delta=1e-3),)),
     Member(seed=6, learning_rate=0.01, techniques=(Dropout(0.1), EarlyStopping(stopping_threshold=0.3, patience=50))),
+    Member(seed=7, learning_rate=0.01, techniques=(WeightDecay(0.05), MaxNorm(1.0))),
+    Member(seed=8, learning_rate=0.01, techniques=(ProximalL1(1e-2), GaussianNoise(0.1, input_stddev=0.05))),
+    Member(seed=2, learning_rate=0.01, techniques=(GaussianDropout([0.3, 0.1]), Prechelt("GL", alpha=2.0, restore_best_weights=True))),
+    Member(seed=9, learning_rate=0.02, techniques=(Prechelt("PQ", alpha=0.5, strip=3), Dropout(0.2))),
+    Member(seed=3, learning_rate=0.02, techniques=(Prechelt("UP", strips=2, strip=2), EarlyStopping(patience=5))),
 ]
 ARCH = Architecture(n_inputs=2, hidden=(32, 16), task="binary")
 
@@ -65,7 +85,7 @@ def test_each_member_alone_equals_its_run_in_the_population(data, together, i):
     _assert_same_member(together, i, alone, 0)
 
 
-@pytest.mark.parametrize("order", [[8, 7, 6, 5, 4, 3, 2, 1, 0], [4, 1], [2, 3, 5], [0, 6, 7, 8, 2]])
+@pytest.mark.parametrize("order", [[13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0], [4, 1, 9], [2, 3, 5, 11, 12], [0, 6, 7, 8, 2, 10, 13]])
 def test_other_groupings_and_orders_change_nothing(data, together, order):
     grouped = _train([MIXED[i] for i in order], *data)
     for j, i in enumerate(order):

@@ -65,7 +65,7 @@ def per_layer(name: str, value: Any, n: int, check) -> tuple[float, ...]:
     """One value for every layer, or a sequence of exactly ``n`` values, each passed through ``check``."""
     if isinstance(value, (list, tuple)):
         if len(value) != n:
-            fail(name, value, f"one number or a list of {n} (one per layer)")
+            fail(name, list(value), f"one number or a list of {n} (one per layer)")
         return tuple(check(f"{name}[{i}]", v) for i, v in enumerate(value))
     v = check(name, value)
     return (v,) * n

@@ -94,15 +94,38 @@ class EarlyStopping(Technique):
             "wait": col([0] * len(rows), torch.int64),
             "best_epoch": col([0] * len(rows), torch.int64),
         }
-        return EarlyStoppingPiece(sorted(monitors), state, snapshot=None)
+        return EarlyStoppingPiece(sorted(monitors), state, BestWeights())
+
+
+class BestWeights:
+    """Each member's weights at its best epoch so far, kept only where some member restores them."""
+
+    def __init__(self, snapshot: list[torch.Tensor] | None = None):
+        self.snapshot = snapshot
+
+    def update(self, take: torch.Tensor, params: list[torch.Tensor]) -> None:
+        """Copy the current weights of the members where ``take`` is True."""
+        if self.snapshot is None:
+            self.snapshot = [p.detach().clone() for p in params]
+            return
+        for snap, p in zip(self.snapshot, params):
+            snap.copy_(torch.where(take.view(-1, *([1] * (p.dim() - 1))), p.detach(), snap))
+
+    def restore(self, use: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.snapshot is None:
+            return params
+        return [torch.where(use.view(-1, *([1] * (p.dim() - 1))), snap, p) for snap, p in zip(self.snapshot, params)]
+
+    def select(self, index: torch.Tensor) -> BestWeights:
+        return BestWeights(None if self.snapshot is None else [p[index] for p in self.snapshot])
 
 
 class EarlyStoppingPiece(Piece):
-    def __init__(self, monitors: list[str], state: dict[str, torch.Tensor], snapshot: list[torch.Tensor] | None):
+    def __init__(self, monitors: list[str], state: dict[str, torch.Tensor], best: BestWeights):
         self.monitors = monitors
         self.s = state
         self.any_restore = bool(state["restore"].any())
-        self.snapshot = snapshot  # best weights, for members that restore them
+        self.best = best  # best weights, for members that restore them
 
     def _current(self, logs: dict[str, torch.Tensor]) -> torch.Tensor:
         values = torch.stack([logs[m] for m in self.monitors])  # (n_monitors, K)
@@ -126,13 +149,7 @@ class EarlyStoppingPiece(Piece):
         s["wait"] = torch.where(improved & beats_baseline, torch.zeros_like(wait), wait)
 
         if self.any_restore:
-            take = improved & s["restore"]
-            if self.snapshot is None:
-                self.snapshot = [p.detach().clone() for p in params]
-            else:
-                for snap, p in zip(self.snapshot, params):
-                    mask = take.view(-1, *([1] * (p.dim() - 1)))
-                    snap.copy_(torch.where(mask, p.detach(), snap))
+            self.best.update(improved & s["restore"], params)
 
         patience = monitored & ~improved & (s["wait"] >= s["patience"]) & (epoch > 0)
         threshold = monitored & (sign * current < sign * s["stopping_threshold"])
@@ -151,10 +168,7 @@ class EarlyStoppingPiece(Piece):
         return StopDecision(stop=patience | threshold | divergence | non_finite, reason=reason)
 
     def finalize(self, params):
-        if self.snapshot is None:
-            return params
-        use = self.s["restore"] & self.s["has_best"]
-        return [torch.where(use.view(-1, *([1] * (p.dim() - 1))), snap, p) for snap, p in zip(self.snapshot, params)]
+        return self.best.restore(self.s["restore"] & self.s["has_best"], params)
 
     def report(self):
         enabled = self.s["enabled"]
@@ -164,5 +178,4 @@ class EarlyStoppingPiece(Piece):
         }
 
     def select(self, index):
-        snapshot = None if self.snapshot is None else [p[index] for p in self.snapshot]
-        return EarlyStoppingPiece(self.monitors, {k: v[index] for k, v in self.s.items()}, snapshot)
+        return EarlyStoppingPiece(self.monitors, {k: v[index] for k, v in self.s.items()}, self.best.select(index))

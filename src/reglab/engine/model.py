@@ -133,11 +133,11 @@ def forward(
 ) -> torch.Tensor:
     """Logits ``(K, N, n_outputs)`` for inputs ``x`` of shape ``(K, N, n_inputs)``.
 
-    ``hidden_hook(h, layer)`` transforms each hidden layer's activations (dropout and other noise
-    live there, at training time only).
+    ``hidden_hook(h, layer)`` transforms the inputs (``layer == -1``) and each hidden layer's
+    activations (dropout and other noise live there, at training time only).
     """
     act = ACTIVATIONS[arch.activation]
-    h = x
+    h = x if hidden_hook is None else hidden_hook(x, -1)
     n = arch.n_layers
     for layer in range(n):
         h = dense(h, params[2 * layer], params[2 * layer + 1], buffers)

@@ -12,8 +12,12 @@ The training loop only calls the hooks below; it never names a technique:
   ``add_penalty_gradient(params, grads)``: its gradient, added into ``grads`` in place. Keeping
   penalties out of autograd saves several passes over every kernel per step, and the arithmetic
   is the one autograd would do (``c * sign(w)``, ``(2c) * w``), so the bits are the same.
-- ``hidden(h, layer, ctx)``: transform hidden activations at training time (dropout).
-- ``after_update(params, ctx)``: change parameters in place after the optimizer step.
+- ``hidden(h, layer, ctx)``: transform hidden activations at training time (dropout, noise);
+  ``layer == -1`` is the input.
+- ``before_update(params, ctx)``: change parameters in place before the optimizer step, after the
+  gradients were taken (decoupled weight decay, where Keras's optimizers apply it).
+- ``after_update(params, ctx)``: change parameters in place after the optimizer step (constraints
+  such as max-norm, proximal steps), where Keras applies variable constraints.
 - ``on_epoch_end(epoch, logs, params)``: a :class:`StopDecision` (early stopping).
 - ``finalize(params)``: the parameters a member ends with (restore best weights).
 - ``select(index)``: the piece restricted to a subset of members (the loop drops stopped members).
@@ -29,7 +33,7 @@ import torch
 from .model import Architecture
 
 # Stop reasons, by code. 0 means "still training" until the end, where it becomes "max_epochs".
-STOP_REASONS = ("max_epochs", "patience", "stopping_threshold", "divergence", "non_finite")
+STOP_REASONS = ("max_epochs", "patience", "stopping_threshold", "divergence", "non_finite", "GL", "PQ", "UP")
 REASON_CODE = {name: code for code, name in enumerate(STOP_REASONS)}
 
 
@@ -60,6 +64,9 @@ class Piece:
 
     def hidden(self, h: torch.Tensor, layer: int, ctx: StepContext) -> torch.Tensor:
         return h
+
+    def before_update(self, params: list[torch.Tensor], ctx: StepContext) -> None:
+        return None
 
     def after_update(self, params: list[torch.Tensor], ctx: StepContext) -> None:
         return None

@@ -80,6 +80,11 @@ class TrainResult:
         p = self.predict_proba(x)
         return p.argmax(-1)
 
+    def mc_predict(self, x, samples: int = 50) -> tuple[np.ndarray, np.ndarray]:
+        """MC dropout (Gal & Ghahramani 2016): the predictive mean and standard deviation of
+        ``samples`` stochastic passes with each member's dropout kept on, ``(K, N, n_outputs)``."""
+        return mc_predict(self.arch, self.params, [m.techniques for m in self.members], [m.seed for m in self.members], x, samples)
+
     def evaluate(self, x, y) -> dict[str, np.ndarray]:
         """Per-member ``loss`` (with the penalties, as Keras's ``evaluate``), ``data_loss`` (without
         them) and metrics on ``(x, y)``, in inference mode."""
@@ -127,3 +132,43 @@ def evaluate_params(
         for m in metrics:
             out[m.name] = member_mean(m.per_sample(logits, Y))
     return {key: value.cpu().numpy() for key, value in out.items()}
+
+
+# The techniques MC dropout keeps on at prediction time.
+MC_TECHNIQUES = ("dropout", "gaussian_dropout")
+MC_EPOCH = -1  # pass t of MC dropout draws its masks with the key (seed, ..., epoch=-1, step=t)
+
+
+def mc_predict(arch: Architecture, params: list[torch.Tensor], techniques, seeds, x, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over ``samples`` passes of every member with its dropout on.
+
+    Each pass runs all members at once; pass t of member k draws the masks keyed by
+    ``(seed_k, epoch=-1, step=t, layer)``, keys that training never uses, so the passes are the
+    same whoever is predicted alongside. Rows are not chunked (a row's mask depends on its place).
+    """
+    from .pieces import StepContext, stack_pieces
+
+    k = params[0].shape[0]
+    device = params[0].device
+    kept = [tuple(t for t in ts if t.name in MC_TECHNIQUES) for ts in techniques]
+    pieces = stack_pieces(kept, arch, device, {})
+    X = features("x", x, arch, k).to(device)
+    xs = X.expand(k, *X.shape) if X.dim() == 2 else X
+    seed_tensor = torch.tensor(list(seeds), dtype=torch.int64, device=device)
+    zero_lr = torch.zeros(k, device=device)
+    total = sum_sq = None
+    with torch.no_grad():
+        for t in range(samples):
+            ctx = StepContext(seeds=seed_tensor, learning_rate=zero_lr, epoch=MC_EPOCH, step=t)
+
+            def hook(h, layer, ctx=ctx):
+                for piece in pieces:
+                    h = piece.hidden(h, layer, ctx)
+                return h
+
+            out = output_activation(arch, forward(arch, params, xs, hook)).double()
+            total = out if total is None else total + out
+            sum_sq = out * out if sum_sq is None else sum_sq + out * out
+    mean = total / samples
+    var = (sum_sq / samples - mean * mean).clamp_min(0.0)
+    return mean.float().cpu().numpy(), var.sqrt().float().cpu().numpy()

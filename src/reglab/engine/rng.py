@@ -86,6 +86,24 @@ def uniform(keys: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return ((random_bits(keys, shape) >> 8) & 0xFFFFFF).to(torch.float32) * (1.0 / (1 << 24))
 
 
+def normal(keys: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """float32 standard normals, shape ``(K, *shape)``, by Box-Muller from two 24-bit uniforms.
+
+    Each member's draws are made in a block padded to a multiple of 32 elements, so that the
+    transcendental functions never put one of its elements in torch's scalar tail loop (which
+    rounds differently): element i of member k depends on its key and i only.
+    """
+    n = 1
+    for s in shape:
+        n *= s
+    padded = -(-n // 32) * 32
+    bits = random_bits(keys, (2, padded))
+    u1 = (((bits[:, 0] >> 8) & 0xFFFFFF) + 1).to(torch.float32) * (1.0 / (1 << 24))  # (0, 1]
+    u2 = ((bits[:, 1] >> 8) & 0xFFFFFF).to(torch.float32) * (1.0 / (1 << 24))  # [0, 1)
+    z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * torch.pi) * u2)
+    return z[:, :n].reshape(keys.shape[0], *shape)
+
+
 def keep_mask(keys: torch.Tensor, shape: tuple[int, ...], drop_probability: torch.Tensor) -> torch.Tensor:
     """float32 0/1 mask of shape ``(K, *shape)``: each element is 0 with ``drop_probability[k]``
     (rounded to a multiple of 2**-16), else 1.

@@ -94,7 +94,7 @@ def train(
     available = {n: directions[n.removeprefix("val_")] for n in names}
 
     pieces = stack_pieces([m.techniques for m in members], arch, device, available)
-    penalty_pieces, hidden_pieces, update_pieces, stop_pieces = _by_hook(pieces)
+    penalty_pieces, hidden_pieces, before_pieces, update_pieces, stop_pieces = _by_hook(pieces)
     every_member_penalties = penalty_pieces  # kept for the result's evaluate(); the loop's lists shrink as members stop
 
     seeds = torch.tensor([m.seed for m in members], dtype=torch.int64, device=device)
@@ -128,11 +128,15 @@ def train(
             out[dest] = p[rows]
         epochs_run[dest] = epoch + 1
         reasons[dest] = reason[rows]
-        for piece in pieces:
+        merged: dict[str, torch.Tensor] = {}
+        for piece in pieces:  # two stopping rules report the same keys: the larger value (or) wins
             for key, value in piece.report().items():
-                if key not in reports:
-                    reports[key] = torch.zeros(K, dtype=value.dtype, device=device)
-                reports[key][dest] = value[rows]
+                v = value[rows]
+                merged[key] = v if key not in merged else (merged[key] | v if v.dtype == torch.bool else torch.maximum(merged[key], v))
+        for key, v in merged.items():
+            if key not in reports:
+                reports[key] = torch.zeros(K, dtype=v.dtype, device=device)
+            reports[key][dest] = v
 
     gradient_buffers = GradientBuffers()
     x_take = _taker(X)
@@ -155,6 +159,10 @@ def train(
                 batch_loss = batch_loss + pen
                 for piece in penalty_pieces:
                     piece.add_penalty_gradient(params, grads)
+            if before_pieces:
+                with torch.no_grad():
+                    for piece in before_pieces:
+                        piece.before_update(params, ctx)
             opt.step(params, grads, opt_state, lr)
             if update_pieces:
                 with torch.no_grad():
@@ -195,7 +203,7 @@ def train(
                 params = [p.detach()[keep].requires_grad_(True) for p in params]
                 opt_state = opt.select(opt_state, keep)
                 pieces = [p.select(keep) for p in pieces]
-                penalty_pieces, hidden_pieces, update_pieces, stop_pieces = _by_hook(pieces)
+                penalty_pieces, hidden_pieces, before_pieces, update_pieces, stop_pieces = _by_hook(pieces)
         if on_epoch_end is not None:
             on_epoch_end(epoch, 0 if done else len(alive))
         if done:
@@ -217,7 +225,8 @@ def train(
 
 def _by_hook(pieces):
     """The pieces that implement each hook the loop calls."""
-    return tuple([p for p in pieces if p.implements(hook)] for hook in ("penalty", "hidden", "after_update", "on_epoch_end"))
+    hooks = ("penalty", "hidden", "before_update", "after_update", "on_epoch_end")
+    return tuple([p for p in pieces if p.implements(hook)] for hook in hooks)
 
 
 def _taker(t: torch.Tensor):
