@@ -28,7 +28,10 @@ def error(text, tmp_path):
     return str(err.value).replace(str(tmp_path) + "/", "")
 
 
-@pytest.mark.parametrize("name", ["dropout-classification", "dropout-regression", "early-stopping", "regularization", "dropout-sweep"])
+@pytest.mark.parametrize(
+    "name",
+    ["dropout-classification", "dropout-regression", "early-stopping", "regularization", "dropout-sweep", "weight-decay-vs-l2", "prechelt-vs-patience", "proximal-l1", "noise-and-max-norm"],
+)
 def test_shipped_examples_are_valid(name):
     with resources.as_file(resources.files("reglab.examples").joinpath(f"{name}.toml")) as path:
         e = Experiment.from_file(path)
