@@ -1,6 +1,7 @@
 """The shipped example experiments beyond the notebooks, run in a quick form (2 seeds, a tenth of
 the epochs): they run, and they show what they are there to show."""
 
+import re
 import tomllib
 from importlib import resources
 
@@ -18,10 +19,18 @@ def quick(name, seeds=2, divide=10):
     return Experiment.from_dict(raw, f"{name}.toml")
 
 
+FOLDERS = {}
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("examples")
-    return lambda name, **kw: run_experiment(quick(name, **kw), out / f"{name}-{len(list(out.iterdir()))}")
+
+    def run(name, **kw):
+        FOLDERS[name] = out / name
+        return run_experiment(quick(name, **kw), FOLDERS[name])
+
+    return run
 
 
 def test_weight_decay_equals_l2_under_sgd_not_under_adam(runs):
@@ -61,3 +70,20 @@ def test_mc_dropout_adds_the_predictive_likelihood(runs):
     summary = runs("dropout-regression")
     mc = summary.set_index("variant")[["test_mc_mse", "test_mc_nll"]]
     assert mc.loc["baseline"].isna().all().all() and np.isfinite(mc.loc["dropout 0.5"].to_numpy()).all()
+
+
+def test_the_report_shows_each_technique_where_it_applies(runs, tmp_path):
+    """After the runs above: MC-dropout bands for the regression, the stopping trade-off for
+    Prechelt's rules, exact zeros and dropped inputs for proximal L1."""
+    from reglab.report import write_report
+
+    names = ["dropout-regression", "prechelt-vs-patience", "proximal-l1", "weight-decay-vs-l2"]
+    assert all(name in FOLDERS for name in names), "runs the example tests above first (same module)"
+    page = write_report([FOLDERS[n] for n in names], tmp_path / "r.html").read_text()
+    sections = dict(re.findall(r'<section class="experiment" id="([^"]+)">(.*?)</section>', page, re.S))
+    assert 'alt="mc dropout"' in sections["dropout-regression"] and "MC dropout test Gaussian NLL" in sections["dropout-regression"]
+    assert 'alt="stopping trade-off"' in sections["prechelt-vs-patience"] and 'alt="stop epochs"' in sections["prechelt-vs-patience"]
+    prox = sections["proximal-l1"]
+    assert 'alt="weights"' in prox and "most often dropped" in prox and "exactly zero" in prox
+    assert 'alt="weights"' in sections["weight-decay-vs-l2"]
+    assert "p < 0.001" not in page  # escaped: p &lt; 0.001

@@ -60,8 +60,8 @@ def test_report_is_self_contained_and_complete(quick_demo):
     assert [name for name, _ in sections] == list(EXPERIMENTS)
     kinds = {name: {alt for alt in re.findall(r'<img alt="([^"]+)"', body)} for name, body in sections}
     assert kinds["dropout-classification"] == {"decision regions", "learning curves"}
-    assert kinds["dropout-regression"] == {"reference", "fitted curves", "learning curves"}
-    assert kinds["early-stopping"] == {"decision regions", "sweep", "learning curves", "stop epochs"}
+    assert kinds["dropout-regression"] == {"reference", "fitted curves", "mc dropout", "learning curves"}
+    assert kinds["early-stopping"] == {"decision regions", "sweep", "learning curves", "stop epochs", "stopping trade-off"}
     assert kinds["regularization"] == {"decision regions", "learning curves", "weights"}
     for name, body in sections:
         assert 'class="summary"' in body and 'class="paired"' in body and 'class="findings"' in body, name
@@ -93,7 +93,7 @@ def test_findings_say_what_the_numbers_say(quick_demo):
     p = comparisons(run)["l2 0.001"]["held_loss"]
     verb = "did not change" if not p.significant else ("lowered" if p.mean < 0 else "raised")
     section = page[page.index('id="regularization"') :]
-    assert f"<b>l2 0.001</b> {verb} mean validation loss" in section
+    assert f"<li><b>l2 0.001</b> {verb} mean validation loss" in section
 
 
 def test_grid_predictions_batched_equal_one_member_at_a_time(quick_demo):
@@ -126,7 +126,7 @@ def test_report_command(quick_demo, tmp_path, capsys):
     page = target.read_text()
     assert page.count('<section class="experiment"') == 1 and oct(target.stat().st_mode & 0o777) != "0o600"
     pngs = sorted(p.name for p in (tmp_path / "png").iterdir())
-    assert pngs == ["dropout-regression-fitted-curves.png", "dropout-regression-learning-curves.png", "dropout-regression-reference.png"]
+    assert pngs == [f"dropout-regression-{n}.png" for n in ("fitted-curves", "learning-curves", "mc-dropout", "reference")]
     assert all((tmp_path / "png" / name).read_bytes().startswith(b"\x89PNG") for name in pngs)
 
 

@@ -72,8 +72,8 @@ def test_planner_groups_by_epochs_and_chunks_to_the_budget(tmp_path):
 @pytest.mark.parametrize("split", ["random", "tail"])
 def test_results_do_not_depend_on_chunking(tmp_path, split):
     e = Experiment.from_file(experiment(tmp_path, split))
-    big = run_experiment(e, tmp_path / "big")
-    small = run_experiment(e, tmp_path / "small", memory_budget_mb=0.05)
+    run_experiment(e, tmp_path / "big")
+    run_experiment(e, tmp_path / "small", memory_budget_mb=0.05)
     assert len(list((tmp_path / "small" / "parts").glob("*.json"))) > 2
     assert (tmp_path / "big" / "summary.csv").read_text() == (tmp_path / "small" / "summary.csv").read_text()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "big" / "history.parquet"), pd.read_parquet(tmp_path / "small" / "history.parquet"))

@@ -1,6 +1,5 @@
 """L1/L2 kernel penalties against keras.regularizers on the same weights."""
 
-import numpy as np
 import pytest
 import torch
 

@@ -73,7 +73,7 @@ def section(run: RunData) -> str:
         f"{n_seeds} seeds per variant. {html.escape(spec.report.note)}</p>"
     )
     parts.append('<h3>What we found</h3><ul class="findings">')
-    parts += [f"<li>{text}</li>" for text in findings.paragraph(run, comps, weight_stats)]
+    parts += [f"<li>{findings.to_html(text)}</li>" for text in findings.paragraph(run, comps, weight_stats)]
     parts.append("</ul>")
     parts.append("<h3>Summary across seeds (mean ± 95 % CI)</h3>" + _table(tables.summary_rows(run), "summary"))
     if comps:
@@ -100,6 +100,14 @@ def section(run: RunData) -> str:
     if not run.classification and run.X.shape[1] == 1:
         parts.append("<h3>Fitted curves</h3>")
         parts.append(_figure(figures.to_png(figures.fitted_curves(run)), "The median member's curve and the 10–90 % band of all seeds' curves.", "fitted curves"))
+    if not run.classification and run.X.shape[1] == 1 and any(v.mc_dropout for v in run.variants):
+        parts.append(
+            _figure(
+                figures.to_png(figures.mc_dropout(run)),
+                "MC dropout: dropout kept on at prediction, the mean and spread of the passes; the summary's MC columns score it on the held-out rows.",
+                "mc dropout",
+            )
+        )
     if spec.report.sweep and figures.sweep_lines(run):
         parts.append(f"<h3>Sweep over {html.escape(spec.report.sweep)}</h3>")
         parts.append(_figure(figures.to_png(figures.sweep(run)), f"Mean and 95 % CI across seeds; grey: {run.baseline}.", "sweep"))
@@ -113,8 +121,24 @@ def section(run: RunData) -> str:
     )
     if figures.uses_early_stopping(run):
         parts.append(_figure(figures.to_png(figures.stop_epochs(run)), "When each member stopped.", "stop epochs"))
+        if sum(figures.stops_early(v) for v in run.variants) >= 2:
+            parts.append(
+                _figure(
+                    figures.to_png(figures.stopping_tradeoff(run)),
+                    "Epochs saved against loss given up: each variant's mean epochs run and mean held-out loss.",
+                    "stopping trade-off",
+                )
+            )
     if weight_stats is not None:
         parts.append("<h3>Weight distributions (first layer)</h3>" + _table(tables.weight_rows(weight_stats), "weights"))
+        dropped = [(name, tables.most_dropped(run.members(name))) for name in run.variant_names]
+        dropped = [(name, top) for name, top in dropped if top]
+        if dropped:
+            n = len(run.members(run.baseline))
+            items = "".join(
+                f"<li>{html.escape(name)}: " + ", ".join(f"{html.escape(f)} ({k} of {n})" for f, k in top) + "</li>" for name, top in dropped
+            )
+            parts.append(f'<p class="note">Inputs whose every first-layer weight is exactly zero (the model ignores them), most often dropped:</p><ul class="note">{items}</ul>')
         parts.append(_figure(figures.to_png(figures.weight_distributions(run)), "The first Dense layer's kernel weights of all seeds, pooled per variant.", "weights"))
     parts.append("</section>")
     return "\n".join(parts)

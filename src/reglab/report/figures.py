@@ -136,7 +136,6 @@ def fitted_curves(run: RunData):
     grid = np.linspace(x0, x1, 300)[:, None]
     pred = run.predict(run.summary, grid)[..., 0]
     fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.8), squeeze=False, sharey=True)
-    ylim = run.experiment.spec.report.ylim
     for i, name in enumerate(names):
         ax = axes[0, i]
         index = np.flatnonzero(run.summary["variant"].to_numpy() == name)
@@ -144,23 +143,33 @@ def fitted_curves(run: RunData):
         ax.fill_between(grid[:, 0], lo, hi, color=color(i), alpha=0.25, label=f"10–90 % of {len(index)} seeds")
         rep = run.median_member(name)
         k = int(np.flatnonzero(run.summary.index == rep.name)[0])
-        train, held = run.member_rows(rep, "train"), run.member_rows(rep, run.held_out)
         ax.plot(grid[:, 0], pred[k], color=color(i), lw=2, label=f"median member (seed {int(rep['seed'])})")
-        ax.scatter(run.X[train, 0], run.y[train], s=18, color="#1f77b4", edgecolor="black", linewidths=0.5, label="train", zorder=3)
-        held_label = "test" if run.held_out == "test" else "validation"
-        ax.scatter(run.X[held, 0], run.y[held], s=26, color="#ff7f0e", marker="x", label=held_label, zorder=3)
-        ax.set_title(name)
-        ax.set_xlabel(run.meta["features"][0])
-        if ylim is not None:
-            ax.set_ylim(*ylim)
-        ax.legend(loc="lower right")
+        _curve_panel(ax, run, rep, name)
     axes[0, 0].set_ylabel("y")
     fig.tight_layout()
     return fig
 
 
+def _curve_panel(ax, run: RunData, member, title: str) -> None:
+    """A regression panel's points (the member's training and held-out rows), title, axes, legend."""
+    train, held = run.member_rows(member, "train"), run.member_rows(member, run.held_out)
+    ax.scatter(run.X[train, 0], run.y[train], s=18, color="#1f77b4", edgecolor="black", linewidths=0.5, label="train", zorder=3)
+    held_label = "test" if run.held_out == "test" else "validation"
+    ax.scatter(run.X[held, 0], run.y[held], s=26, color="#ff7f0e", marker="x", label=held_label, zorder=3)
+    ax.set_title(title)
+    ax.set_xlabel(run.meta["features"][0])
+    ylim = run.experiment.spec.report.ylim
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.legend(loc="lower right")
+
+
+def stops_early(variant) -> bool:
+    return variant.early_stopping is not None or variant.prechelt is not None
+
+
 def uses_early_stopping(run: RunData) -> bool:
-    return any(v.early_stopping is not None for v in run.variants)
+    return any(stops_early(v) for v in run.variants)
 
 
 def _log_epochs(run: RunData) -> bool:
@@ -221,7 +230,7 @@ def learning_curves(run: RunData):
 
 def stop_epochs(run: RunData):
     """Histogram of the epoch each member stopped at, for the variants that stop early."""
-    names = [v.name for v in run.variants if v.early_stopping is not None]
+    names = [v.name for v in run.variants if stops_early(v)]
     fig, ax = plt.subplots(figsize=(8, 3.2))
     all_stops = run.summary[run.summary["variant"].isin(names)]["epochs_run"]
     lo, hi = max(1, all_stops.min()), max(all_stops.max(), 2)
@@ -239,7 +248,8 @@ def stop_epochs(run: RunData):
 
 
 def uses_penalty(run: RunData) -> bool:
-    return any(v.l1 != 0 or v.l2 != 0 for v in run.variants)
+    """Whether some variant acts on the weights: penalties, decay, constraints, proximal steps."""
+    return any(v.l1 != 0 or v.l2 != 0 or v.proximal_l1 != 0 or v.weight_decay != 0 or v.max_norm != 0 for v in run.variants)
 
 
 def weight_distributions(run: RunData):
@@ -343,5 +353,44 @@ def reference(run: RunData):
         ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_ylabel(col.replace("_", " "))
         ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def stopping_tradeoff(run: RunData):
+    """For every variant: mean epochs run against mean held-out loss (95 % CIs both ways): what a
+    stopping rule saves and what it gives up."""
+    held = f"{run.held_out}_loss"
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for i, name in enumerate(run.variant_names):
+        rows = run.members(name)
+        (ex, hx), (ey, hy) = mean_ci(rows["epochs_run"]), mean_ci(rows[held])
+        ax.errorbar(ex, ey, xerr=np.nan_to_num(hx), yerr=np.nan_to_num(hy), fmt="o", color=color(i), capsize=3, label=name)
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlabel("epochs run (mean, 95 % CI; log scale)")
+    ax.set_ylabel(f"{'test' if run.held_out == 'test' else 'validation'} loss (mean, 95 % CI)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def mc_dropout(run: RunData):
+    """Regression with MC dropout: the median member's predictive mean with ±1 and ±2 standard
+    deviation bands over the passes, beside the training and held-out points."""
+    names = [v.name for v in run.variants if v.mc_dropout]
+    x0, x1 = limits(run, 0)
+    grid = np.linspace(x0, x1, 300)[:, None]
+    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 3.8), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], names):
+        rep = run.median_member(name)
+        mean, std = run.mc_predict(run.summary.loc[[rep.name]], grid)
+        mu, sd = mean[0, :, 0], std[0, :, 0]
+        c = color(run.variant_names.index(name))
+        ax.fill_between(grid[:, 0], mu - 2 * sd, mu + 2 * sd, color=c, alpha=0.15, lw=0, label="±2 sd")
+        ax.fill_between(grid[:, 0], mu - sd, mu + sd, color=c, alpha=0.3, lw=0, label="±1 sd")
+        passes = run.variants[run.variant_names.index(name)].mc_dropout
+        ax.plot(grid[:, 0], mu, color=c, lw=2, label=f"predictive mean ({passes} passes)")
+        _curve_panel(ax, run, rep, f"{name}: MC dropout, median member (seed {int(rep['seed'])})")
+    axes[0, 0].set_ylabel("y")
     fig.tight_layout()
     return fig

@@ -1,4 +1,6 @@
-""""What we found": a short paragraph per experiment, written from the numbers."""
+""""What we found": a short paragraph per experiment, written from the numbers.
+
+Sentences are plain text; ``**name**`` marks a variant's name to set in bold (see :func:`to_html`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,14 @@ import numpy as np
 from .rundata import RunData
 from .stats import Paired, format_p, mean_ci, percentile_of
 from .tables import NEAR_ZERO, num
+
+
+def to_html(sentence: str) -> str:
+    """Escape a sentence for HTML and turn ``**x**`` into bold."""
+    import html
+    import re
+
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(sentence))
 
 
 def _quantity(run: RunData) -> str:
@@ -25,7 +35,7 @@ def _change(p: Paired, what: str) -> str:
 
 def technique(run: RunData, name: str, q: dict[str, Paired]) -> str:
     what = _quantity(run)
-    parts = [f"<b>{name}</b> {_change(q['held_loss'], what)}"]
+    parts = [f"**{name}** {_change(q['held_loss'], what)}"]
     train = q["train_loss"]
     if train.significant:
         parts.append(f"while {'lowering' if train.mean < 0 else 'raising'} train {'loss' if run.classification else 'MSE'} by {num(abs(train.mean), 2)}")
@@ -87,9 +97,10 @@ def weights(run: RunData, stats: dict[str, dict[str, float]]) -> str:
     for name, s in stats.items():
         if name == run.baseline:
             continue
+        dropped = f", {s['dropped']:.1f} inputs ignored per member" if s["dropped"] > 0 else ""
         parts.append(
             f"{name}: {100 * s['near_zero_first']:.1f} % of first-layer weights below {NEAR_ZERO:g} in magnitude "
-            f"({100 * s['zero_first']:.1f} % exactly zero), mean |w| {num(s['mean_abs_first'], 3)}"
+            f"({100 * s['zero_first']:.1f} % exactly zero{dropped}), mean |w| {num(s['mean_abs_first'], 3)}"
         )
     return (
         f"Weights — {run.baseline}: {100 * base['near_zero_first']:.1f} % of first-layer weights below {NEAR_ZERO:g}, mean |w| "
@@ -116,7 +127,7 @@ def references(run: RunData) -> str | None:
 def paragraph(run: RunData, comps, weight_stats=None) -> list[str]:
     out = [technique(run, name, q) for name, q in comps.items() if not _in_sweep(run, name)]
     for v in run.variants:
-        if v.early_stopping is not None and not _in_sweep(run, v.name):
+        if (v.early_stopping is not None or v.prechelt is not None) and not _in_sweep(run, v.name):
             text = early_stopping(run, v.name)
             if text:
                 out.append(text)
@@ -128,7 +139,19 @@ def paragraph(run: RunData, comps, weight_stats=None) -> list[str]:
     text = references(run)
     if text:
         out.append(text)
+    out += [mc_dropout(run, v) for v in run.variants if v.mc_dropout and f"{run.held_out}_mc_mse" in run.summary.columns]
     return out
+
+
+def mc_dropout(run: RunData, variant) -> str:
+    rows = run.members(variant.name)
+    held = run.held_out
+    plain, mc, nll = (mean_ci(rows[c])[0] for c in (f"{held}_loss", f"{held}_mc_mse", f"{held}_mc_nll"))
+    where = "test" if held == "test" else "validation"
+    return (
+        f"MC dropout on {variant.name} ({variant.mc_dropout} passes with dropout on): mean {where} MSE of the predictive mean "
+        f"{num(mc, 3)} against {num(plain, 3)} for the usual prediction with dropout off; Gaussian negative log-likelihood {num(nll, 3)}."
+    )
 
 
 def _in_sweep(run: RunData, name: str) -> bool:

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from ..data import standardizer
 from ..engine import Architecture
 from ..engine.model import output_activation
-from ..engine.results import logits_for
+from ..engine.results import logits_for, mc_predict
 from ..errors import UserError
 from ..spec import Experiment, VariantSpec
 from ..store import read_summary
@@ -171,6 +171,14 @@ class RunData:
                 xs = x
             out.append(output_activation(self.arch, logits_for(self.arch, params, xs)).numpy())
         return np.concatenate(out)
+
+    def mc_predict(self, members: pd.DataFrame, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """MC dropout's predictive mean and standard deviation at ``x`` for ``members`` of one
+        variant (its ``mc_dropout`` passes), all members batched in each pass."""
+        variant = next(v for v in self.variants if v.name == members["variant"].iloc[0])
+        techniques = [Experiment.techniques(variant)] * len(members)
+        seeds = members["seed"].astype(int).tolist()
+        return mc_predict(self.arch, self.params(members), techniques, seeds, x, variant.mc_dropout)
 
     def median_member(self, variant: str) -> pd.Series:
         """The representative member of a variant: the median by held-out loss (the lower middle)."""

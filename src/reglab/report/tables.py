@@ -7,6 +7,7 @@ need them, the raw statistics.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .rundata import RunData
 from .stats import Paired, format_p, mean_ci, paired, percentile_of
@@ -40,6 +41,11 @@ def metric_columns(run: RunData) -> list[tuple[str, str]]:
             out += [(f"{split}_loss", f"{label} loss"), (f"{split}_accuracy", f"{label} accuracy")]
         else:
             out += [(f"{split}_loss", f"{label} MSE")]
+    mc = {"mc_mse": "MSE", "mc_nll": "Gaussian NLL", "mc_loss": "loss", "mc_accuracy": "accuracy"}
+    for column in run.summary.columns:
+        split, _, name = column.partition("_")
+        if name in mc and run.summary[column].notna().any():
+            out.append((column, f"MC dropout {'test' if split == 'test' else 'validation'} {mc[name]}"))
     return out
 
 
@@ -133,9 +139,32 @@ def weight_stats(run: RunData) -> dict[str, dict[str, float]]:
             "near_zero_first": float((np.abs(first) < NEAR_ZERO).mean()),
             "zero_first": float((first == 0).mean()),
             "near_zero_all": float((np.abs(every) < NEAR_ZERO).mean()),
+            "zero_all": float((every == 0).mean()),
             "mean_abs_first": float(np.abs(first).mean()),
+            "dropped": float(dropped_counts(members).mean()),
         }
     return out
+
+
+def dropped_counts(members) -> np.ndarray:
+    """How many inputs each member ignores (every first-layer weight from them exactly zero)."""
+    return np.array([len(t.split(";")) if t else 0 for t in _dropped_text(members)])
+
+
+def _dropped_text(members) -> list[str]:
+    """The ``dropped_inputs`` cells as text ('' where none; a column of empty cells reads back as NaN)."""
+    if "dropped_inputs" not in members.columns:
+        return [""] * len(members)
+    return ["" if pd.isna(t) else str(t) for t in members["dropped_inputs"]]
+
+
+def most_dropped(members, top: int = 5) -> list[tuple[str, int]]:
+    """The inputs dropped by most members: (name, number of members)."""
+    counts: dict[str, int] = {}
+    for text in _dropped_text(members):
+        for name in filter(None, text.split(";")):
+            counts[name] = counts.get(name, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
 
 
 def weight_rows(stats: dict[str, dict[str, float]]) -> list[dict[str, str]]:
@@ -148,6 +177,8 @@ def weight_rows(stats: dict[str, dict[str, float]]) -> list[dict[str, str]]:
             f"|w| < {NEAR_ZERO:g}, first layer": f"{100 * s['near_zero_first']:.2f} %",
             "exactly 0, first layer": f"{100 * s['zero_first']:.2f} %",
             f"|w| < {NEAR_ZERO:g}, all layers": f"{100 * s['near_zero_all']:.2f} %",
+            "exactly 0, all layers": f"{100 * s['zero_all']:.2f} %",
+            "inputs dropped (mean per member)": f"{s['dropped']:.1f}",
         }
         for name, s in stats.items()
     ]
