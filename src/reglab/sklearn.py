@@ -1,0 +1,355 @@
+"""scikit-learn estimators on reglab's engine, and a grid search that trains a whole grid at once.
+
+``MLPClassifier`` and ``MLPRegressor`` are Keras-style multilayer perceptrons (Dense layers, Adam
+by default, Keras's losses) with the regularization techniques as constructor parameters. They
+follow the estimator contract (``__init__`` only stores, fitted attributes end in ``_``) and pass
+scikit-learn's ``check_estimator``, so they work in ``Pipeline``, ``cross_val_score``,
+``GridSearchCV`` and with ``mlxtend.plotting.plot_decision_regions``.
+
+``PopulationSearchCV`` is ``GridSearchCV`` for these estimators: every candidate times every fold
+becomes one member of a population, trained in one call of the engine, with the same
+``cv_results_``, ``best_params_`` and ``best_estimator_``.
+
+>>> from sklearn.datasets import make_moons
+>>> X, y = make_moons(60, noise=0.2, random_state=0)
+>>> clf = MLPClassifier(hidden=(16,), dropout=0.1, epochs=30, random_state=0).fit(X, y)
+>>> clf.predict(X[:3]).shape, clf.predict_proba(X[:3]).shape, clf.n_features_in_
+((3,), (3, 2), 2)
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import check_cv
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .engine import Architecture, Member, train
+from .engine.model import forward, output_activation
+from .engine.results import mc_predict
+
+# Constructor parameters that go into the engine's technique objects (the rest shape the network
+# or the training run). A search may vary these within one population.
+TECHNIQUE_PARAMS = (
+    "dropout",
+    "l1",
+    "l2",
+    "weight_decay",
+    "max_norm",
+    "proximal_l1",
+    "gaussian_noise",
+    "gaussian_dropout",
+    "early_stopping",
+    "patience",
+    "min_delta",
+    "restore_best_weights",
+    "learning_rate",
+)
+
+
+class _MLP(BaseEstimator):
+    _task = "regression"
+
+    def __init__(
+        self,
+        hidden=(100,),
+        activation="relu",
+        dropout=0.0,
+        l1=0.0,
+        l2=0.0,
+        weight_decay=0.0,
+        max_norm=None,
+        proximal_l1=0.0,
+        gaussian_noise=0.0,
+        gaussian_dropout=0.0,
+        early_stopping=False,
+        patience=10,
+        min_delta=0.0,
+        restore_best_weights=True,
+        validation_fraction=0.1,
+        epochs=200,
+        batch_size=32,
+        learning_rate=0.001,
+        optimizer="adam",
+        random_state=None,
+    ):
+        self.hidden = hidden
+        self.activation = activation
+        self.dropout = dropout
+        self.l1 = l1
+        self.l2 = l2
+        self.weight_decay = weight_decay
+        self.max_norm = max_norm
+        self.proximal_l1 = proximal_l1
+        self.gaussian_noise = gaussian_noise
+        self.gaussian_dropout = gaussian_dropout
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.min_delta = min_delta
+        self.restore_best_weights = restore_best_weights
+        self.validation_fraction = validation_fraction
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.random_state = random_state
+
+    # --- what the engine gets -------------------------------------------------------------------
+
+    def _techniques(self) -> tuple:
+        """The engine's techniques for these settings, built as an experiment file's variant is."""
+        from .spec import EarlyStoppingSpec, Experiment, VariantSpec
+
+        stopping = None
+        if self.early_stopping:
+            stopping = EarlyStoppingSpec.model_construct(
+                **{**EarlyStoppingSpec().model_dump(), "patience": self.patience, "min_delta": self.min_delta, "restore_best_weights": self.restore_best_weights}
+            )
+        settings = {name: getattr(self, name) for name in ("dropout", "l1", "l2", "weight_decay", "proximal_l1", "gaussian_noise", "gaussian_dropout")}
+        settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+        variant = VariantSpec.model_construct(name="estimator", max_norm=self.max_norm or 0.0, early_stopping=stopping, **settings)
+        return Experiment.techniques(variant)
+
+    def _member(self, seed: int) -> Member:
+        return Member(seed=seed, learning_rate=self.learning_rate, techniques=self._techniques())
+
+    def _arch(self, n_inputs: int, n_classes: int = 0) -> Architecture:
+        hidden = (self.hidden,) if isinstance(self.hidden, int) else tuple(self.hidden)
+        if self._task == "regression":
+            return Architecture(n_inputs, hidden, self.activation, "regression", 1)
+        task = "binary" if n_classes == 2 else "multiclass"
+        return Architecture(n_inputs, hidden, self.activation, task, 1 if n_classes == 2 else n_classes)
+
+    def _seed(self) -> int:
+        return int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+
+    def _validation(self, n: int) -> float:
+        if not self.early_stopping:
+            return 0.0
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction: must be a number in (0, 1), got {self.validation_fraction!r}")
+        if int(n * self.validation_fraction) < 1 or n - int(n * self.validation_fraction) < 1:
+            raise ValueError(f"early_stopping: n_samples = {n} is too few to set {self.validation_fraction:g} of them aside for validation")
+        return float(self.validation_fraction)
+
+    def _fit(self, X, y_engine, n_classes: int = 0):
+        arch = self._arch(X.shape[1], n_classes)
+        result = train(
+            arch,
+            [self._member(self._seed())],
+            X.astype(np.float32),
+            y_engine.astype(np.float32),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            validation_split=self._validation(len(X)),
+        )
+        self._store(arch, result, 0)
+        return self
+
+    def _store(self, arch, result, k: int) -> None:
+        """Keep member ``k`` of a trained population as this estimator's fitted state."""
+        self.arch_ = arch
+        self.coefs_ = [p[k].detach().cpu().numpy() for p in result.params]
+        n = int(result.epochs_run[k])
+        self.history_ = {name: values[k, :n].tolist() for name, values in result.history.items()}
+        self.n_iter_ = n
+        self.stopped_epoch_ = n - 1
+        self.best_epoch_ = int(result.best_epoch[k])
+        self.stop_reason_ = result.stop_reason[k]
+
+    def _output(self, X) -> np.ndarray:
+        """The network's output for ``X``, computed in float64: a row's prediction must not depend on
+        which other rows are predicted with it, and float32 matrix products can differ in the last
+        bit with the number of rows."""
+        check_is_fitted(self, "coefs_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        params = [torch.from_numpy(c.astype(np.float64)).unsqueeze(0) for c in self.coefs_]
+        x = torch.from_numpy(X).unsqueeze(0)
+        with torch.no_grad():
+            return output_activation(self.arch_, forward(self.arch_, params, x))[0].numpy()
+
+    def mc_predict(self, X, samples: int = 50):
+        """MC dropout: mean and standard deviation of ``samples`` passes with dropout on."""
+        check_is_fitted(self, "coefs_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        params = [torch.from_numpy(c).unsqueeze(0) for c in self.coefs_]
+        mean, std = mc_predict(self.arch_, params, [self._techniques()], [self._seed()], X.astype(np.float32), samples)
+        return mean[0], std[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+class MLPClassifier(ClassifierMixin, _MLP):
+    """A Keras-style MLP classifier (sigmoid head for two classes, softmax for more) trained by
+    reglab's engine, with dropout, L1/L2, weight decay, max-norm, noise and early stopping as
+    parameters. Fitted: ``classes_``, ``n_features_in_``, ``coefs_``, ``history_``,
+    ``n_iter_``, ``stopped_epoch_``, ``best_epoch_``."""
+
+    _task = "classification"
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has one class only ({self.classes_[0]!r}); a classifier needs at least two")
+        return self._fit(X, encoded, len(self.classes_))
+
+    def predict_proba(self, X):
+        p = self._output(X)
+        return np.hstack([1.0 - p, p]) if len(self.classes_) == 2 else p
+
+    def predict(self, X):
+        check_is_fitted(self, "coefs_")
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+
+class MLPRegressor(RegressorMixin, _MLP):
+    """A Keras-style MLP regressor (linear head, mean squared error) trained by reglab's engine."""
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        return self._fit(X, y.astype(np.float64))
+
+    def predict(self, X):
+        return self._output(X)[:, 0]
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+class PopulationSearchCV(BaseEstimator):
+    """Exhaustive search over ``param_grid`` with cross-validation, like ``GridSearchCV``, but every
+    (candidate, fold) pair trains as one member of a population: a grid of 24 candidates x 5
+    folds is one or a few calls of the engine instead of 120 fits.
+
+    Candidates may differ in any parameter; those that change the network's shape or the training
+    run (``hidden``, ``epochs``, ``batch_size``, ``optimizer``...) split the population, the
+    regularization settings and the learning rate do not. Members are pure, so each member's
+    result is what its own ``fit`` on that fold would give. Gives ``cv_results_`` (the keys
+    ``GridSearchCV`` gives, times included), ``best_params_``, ``best_score_``, ``best_index_``
+    and, with ``refit``, ``best_estimator_`` fitted on all the data.
+    """
+
+    def __init__(self, estimator, param_grid, *, scoring=None, cv=5, refit=True):
+        self.estimator = estimator
+        self.param_grid = param_grid
+        self.scoring = scoring
+        self.cv = cv
+        self.refit = refit
+
+    def _candidates(self) -> list[dict]:
+        grids = self.param_grid if isinstance(self.param_grid, list) else [self.param_grid]
+        out = []
+        for grid in grids:
+            keys = sorted(grid)
+            out += [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+        return out
+
+    def fit(self, X, y):
+        est = self.estimator
+        if not isinstance(est, _MLP):
+            raise TypeError(f"PopulationSearchCV searches reglab's MLPClassifier or MLPRegressor, got {type(est).__name__}")
+        classifier = isinstance(est, ClassifierMixin)
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=not classifier)
+        if classifier:
+            check_classification_targets(y)
+            classes, encoded = np.unique(y, return_inverse=True)
+        else:
+            classes, encoded = None, y.astype(np.float64)
+        cv = check_cv(self.cv, y, classifier=classifier)
+        folds = list(cv.split(X, y))
+        scorer = check_scoring(est, self.scoring)
+        candidates = self._candidates()
+        estimators = [clone(est).set_params(**c) for c in candidates]
+
+        # One member per (candidate, fold); members that can share a population are trained together.
+        groups: dict[tuple, list[tuple[int, int]]] = {}
+        for i, e in enumerate(estimators):
+            shape = {k: v for k, v in e.get_params().items() if k not in TECHNIQUE_PARAMS and k != "random_state"}
+            for f, (train_rows, _) in enumerate(folds):
+                groups.setdefault((repr(sorted(shape.items())), len(train_rows)), []).append((i, f))
+        scores = np.full((len(candidates), len(folds)), np.nan)
+        fit_time = np.zeros_like(scores)
+        score_time = np.zeros_like(scores)
+        for members in groups.values():
+            first = estimators[members[0][0]]
+            arch = first._arch(X.shape[1], 0 if classes is None else len(classes))
+            xs = np.stack([X[folds[f][0]] for _, f in members]).astype(np.float32)
+            ys = np.stack([encoded[folds[f][0]] for _, f in members]).astype(np.float32)
+            start = time.perf_counter()
+            validation = first._validation(xs.shape[1])
+            result = train(
+                arch,
+                [estimators[i]._member(estimators[i]._seed()) for i, _ in members],
+                xs,
+                ys,
+                epochs=first.epochs,
+                batch_size=first.batch_size,
+                optimizer=first.optimizer,
+                validation_split=validation,
+            )
+            per_member = (time.perf_counter() - start) / len(members)
+            for k, (i, f) in enumerate(members):
+                fitted = clone(estimators[i])
+                fitted._store(arch, result, k)
+                fitted.n_features_in_ = X.shape[1]
+                if classes is not None:
+                    fitted.classes_ = classes
+                test_rows = folds[f][1]
+                t0 = time.perf_counter()
+                scores[i, f] = scorer(fitted, X[test_rows], y[test_rows])
+                score_time[i, f] = time.perf_counter() - t0
+                fit_time[i, f] = per_member
+        self.cv_results_ = _cv_results(candidates, scores, fit_time, score_time)
+        self.best_index_ = int(np.nanargmax(self.cv_results_["mean_test_score"]))
+        self.best_params_ = candidates[self.best_index_]
+        self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
+        self.n_splits_ = len(folds)
+        if self.refit:
+            self.best_estimator_ = clone(est).set_params(**self.best_params_).fit(X, y)
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict(X)
+
+    def score(self, X, y):
+        check_is_fitted(self, "best_estimator_")
+        return check_scoring(self.estimator, self.scoring)(self.best_estimator_, X, y)
+
+
+def _cv_results(candidates, scores, fit_time, score_time) -> dict:
+    """``GridSearchCV``'s ``cv_results_`` layout."""
+    out: dict = {
+        "mean_fit_time": fit_time.mean(1),
+        "std_fit_time": fit_time.std(1),
+        "mean_score_time": score_time.mean(1),
+        "std_score_time": score_time.std(1),
+    }
+    for name in sorted({k for c in candidates for k in c}):
+        column = np.ma.MaskedArray(np.empty(len(candidates), dtype=object), mask=True)
+        for i, c in enumerate(candidates):
+            if name in c:
+                column[i] = c[name]
+        out[f"param_{name}"] = column
+    out["params"] = candidates
+    for f in range(scores.shape[1]):
+        out[f"split{f}_test_score"] = scores[:, f]
+    out["mean_test_score"] = scores.mean(1)
+    out["std_test_score"] = scores.std(1)
+    # Ties share the best rank, as in GridSearchCV (rankdata, method "min").
+    out["rank_test_score"] = rankdata(-out["mean_test_score"], method="min").astype(np.int32)
+    return out
