@@ -8,7 +8,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean browser
+.PHONY: demo test bench clean browser strip-notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test: $(VENV)/.installed-test browser
 
 bench: $(VENV)/.installed-test
 	KERAS_BACKEND=torch $(BIN)/python benchmarks/engine.py
+
+# The example notebooks live in git without outputs (a test checks).
+strip-notebooks: $(VENV)/.installed-test
+	$(BIN)/python -c "import nbformat, pathlib; [nbformat.write(nb, p) for p in pathlib.Path('examples').glob('*.ipynb') for nb in [nbformat.read(p, as_version=4)] if [c.update(outputs=[], execution_count=None) for c in nb.cells if c.cell_type == 'code'] is not None]"
 
 clean:
 	rm -rf $(VENV)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import io
+import sys
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:  # drawing to files; in a notebook, keep its inline backend
+    matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
