@@ -151,7 +151,7 @@ def test_user_errors(quick_demo, tmp_path, capsys, args, message):
     assert (tmp_path / "something.txt").read_text() == "mine" and not (tmp_path / "report.html").exists()
 
 
-def test_an_interrupted_demo_leaves_the_earlier_one_whole(tmp_path, monkeypatch):
+def test_an_interrupted_demo_leaves_the_earlier_one_whole(tmp_path, monkeypatch, capsys):
     import reglab.pool
     from reglab.demo import MARKER, run_demo
 
@@ -166,6 +166,8 @@ def test_an_interrupted_demo_leaves_the_earlier_one_whole(tmp_path, monkeypatch)
     monkeypatch.setattr(reglab.pool, "run_experiments", boom)
     with pytest.raises(KeyboardInterrupt):
         run_demo(out, seeds=2, quick=True)
+    assert main(["demo", "--quick", "--quiet", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip() == "reglab: interrupted; nothing was kept (an earlier demo in --out is untouched)"
     assert (out / "report.html").read_text() == "the earlier report"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging folder left
 

@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reglab: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("reglab: interrupted; finished work is kept, continue with --resume", file=sys.stderr)
+        if args.command == "demo":
+            print("reglab: interrupted; nothing was kept (an earlier demo in --out is untouched)", file=sys.stderr)
+        else:
+            print("reglab: interrupted; finished work is kept, continue with --resume", file=sys.stderr)
         return 130
 
 
