@@ -28,18 +28,10 @@ class Dropout(Technique):
     name = "dropout"
 
     def __post_init__(self) -> None:
-        values = self.rate if isinstance(self.rate, (list, tuple)) else [self.rate]
-        self._check_values(values)
-        if isinstance(self.rate, list):
-            object.__setattr__(self, "rate", tuple(self.rate))
-
-    def _check_values(self, values) -> tuple[float, ...]:
-        named = lambda i: "dropout" if not isinstance(self.rate, (list, tuple)) else f"dropout[{i}]"  # noqa: E731
-        return tuple(checks.number(named(i), v, lo=0.0, hi=1.0, hi_open=True) for i, v in enumerate(values))
+        checks.each(self, "rate", lambda n, v: checks.rate("dropout" + n.removeprefix("rate"), v))
 
     def rates(self, arch: Architecture) -> tuple[float, ...]:
-        check = lambda n, v: checks.number(n, v, lo=0.0, hi=1.0, hi_open=True)  # noqa: E731
-        return checks.per_layer("dropout", self.rate, len(arch.hidden), check)
+        return checks.per_layer("dropout", self.rate, len(arch.hidden), checks.rate)
 
     def validate(self, arch: Architecture) -> None:
         self.rates(arch)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from . import checks
-from .pieces import REASON_CODE, Piece, StopDecision, Technique, member_column
+from .pieces import REASON_CODE, Piece, StopDecision, Technique, member_column, member_view
 
 
 @dataclass(frozen=True)
@@ -109,12 +109,12 @@ class BestWeights:
             self.snapshot = [p.detach().clone() for p in params]
             return
         for snap, p in zip(self.snapshot, params):
-            snap.copy_(torch.where(take.view(-1, *([1] * (p.dim() - 1))), p.detach(), snap))
+            snap.copy_(torch.where(member_view(take, p), p.detach(), snap))
 
     def restore(self, use: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]:
         if self.snapshot is None:
             return params
-        return [torch.where(use.view(-1, *([1] * (p.dim() - 1))), snap, p) for snap, p in zip(self.snapshot, params)]
+        return [torch.where(member_view(use, p), snap, p) for snap, p in zip(self.snapshot, params)]
 
     def select(self, index: torch.Tensor) -> BestWeights:
         return BestWeights(None if self.snapshot is None else [p[index] for p in self.snapshot])

@@ -21,18 +21,9 @@ import torch
 from . import checks, rng
 from .model import Architecture
 from .pieces import Piece, StepContext, Technique, member_column
-from .weights import checked
 
 _GAUSSIAN_NOISE_STREAM = 2
 _GAUSSIAN_DROPOUT_STREAM = 3
-
-
-def _non_negative(name: str, value) -> float:
-    return checks.number(name, value, lo=0.0)
-
-
-def _rate(name: str, value) -> float:
-    return checks.number(name, value, lo=0.0, hi=1.0, hi_open=True)
 
 
 def _draw(ctx: StepContext, stream: int, layer: int, h: torch.Tensor) -> torch.Tensor:
@@ -51,12 +42,12 @@ class GaussianNoise(Technique):
 
     def __post_init__(self) -> None:
         # Messages name the experiment-file keys: gaussian_noise (hidden layers) and input_noise.
-        checked(self, "stddev", lambda n, v: _non_negative(n.replace("stddev", "gaussian_noise"), v))
-        _non_negative("input_noise", self.input_stddev)
+        checks.each(self, "stddev", lambda n, v: checks.non_negative(n.replace("stddev", "gaussian_noise"), v))
+        checks.non_negative("input_noise", self.input_stddev)
 
     def stddevs(self, arch: Architecture) -> tuple[float, ...]:
         """(input, hidden 1, ..., hidden n)."""
-        hidden = checks.per_layer("gaussian_noise", self.stddev, len(arch.hidden), _non_negative)
+        hidden = checks.per_layer("gaussian_noise", self.stddev, len(arch.hidden), checks.non_negative)
         return (float(self.input_stddev), *hidden)
 
     def validate(self, arch: Architecture) -> None:
@@ -91,10 +82,10 @@ class GaussianDropout(Technique):
     name = "gaussian_dropout"
 
     def __post_init__(self) -> None:
-        checked(self, "rate", lambda n, v: _rate("gaussian_dropout" + n.removeprefix("rate"), v))
+        checks.each(self, "rate", lambda n, v: checks.rate("gaussian_dropout" + n.removeprefix("rate"), v))
 
     def rates(self, arch: Architecture) -> tuple[float, ...]:
-        return checks.per_layer("gaussian_dropout", self.rate, len(arch.hidden), _rate)
+        return checks.per_layer("gaussian_dropout", self.rate, len(arch.hidden), checks.rate)
 
     def validate(self, arch: Architecture) -> None:
         self.rates(arch)

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from . import checks
+from .pieces import member_view
 
 
 def _per_member(values: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
     """A (K,) tensor viewed to broadcast against each parameter (K, ...)."""
-    return [values.view(-1, *([1] * (p.dim() - 1))) for p in like]
+    return [member_view(values, p) for p in like]
 
 
 @dataclass(frozen=True)

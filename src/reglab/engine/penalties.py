@@ -15,22 +15,15 @@ import torch
 from . import checks
 from .losses import member_sum
 from .model import Architecture
-from .pieces import Piece, Technique, member_column
+from .pieces import Piece, Technique, member_column, member_view
 
 
-def _coefficients(name: str, value, arch: Architecture) -> tuple[float, ...]:
-    check = lambda n, v: checks.number(n, v, lo=0.0)  # noqa: E731
+def kernel_coefficients(name: str, value, arch: Architecture) -> tuple[float, ...]:
+    """One coefficient per Dense layer: a single number covers the hidden layers (the output gets
+    0), a list gives every layer its own, the output's included."""
     if isinstance(value, (list, tuple)):
-        return checks.per_layer(name, value, arch.n_layers, check)
-    return (*checks.per_layer(name, value, len(arch.hidden), check), 0.0)
-
-
-def _check_values(name: str, value) -> None:
-    if isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            checks.number(f"{name}[{i}]", v, lo=0.0)
-    else:
-        checks.number(name, value, lo=0.0)
+        return checks.per_layer(name, value, arch.n_layers, checks.non_negative)
+    return (*checks.per_layer(name, value, len(arch.hidden), checks.non_negative), 0.0)
 
 
 class KernelPenaltyPiece(Piece):
@@ -49,7 +42,7 @@ class KernelPenaltyPiece(Piece):
         return buf
 
     def _coefficient(self, layer: int, w: torch.Tensor) -> torch.Tensor:
-        return self.coefficients[:, layer].view(-1, *([1] * (w.dim() - 1)))
+        return member_view(self.coefficients[:, layer], w)
 
     @torch.no_grad()
     def penalty(self, params: list[torch.Tensor]) -> torch.Tensor | None:
@@ -89,16 +82,14 @@ class _KernelPenalty(Technique):
         return getattr(self, self.name)
 
     def __post_init__(self) -> None:
-        _check_values(self.name, self.coefficient)
-        if isinstance(self.coefficient, list):
-            object.__setattr__(self, self.name, tuple(self.coefficient))
+        checks.each(self, self.name, checks.non_negative)
 
     def validate(self, arch: Architecture) -> None:
-        _coefficients(self.name, self.coefficient, arch)
+        kernel_coefficients(self.name, self.coefficient, arch)
 
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:
-        rows = [_coefficients(cls.name, s.coefficient, arch) if s else (0.0,) * arch.n_layers for s in settings]
+        rows = [kernel_coefficients(cls.name, s.coefficient, arch) if s else (0.0,) * arch.n_layers for s in settings]
         return KernelPenaltyPiece(member_column(rows, device), cls.name)
 
 

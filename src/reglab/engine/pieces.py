@@ -123,6 +123,11 @@ def total_penalty(pieces: list[Piece], params: list[torch.Tensor]) -> torch.Tens
     return total
 
 
+def member_view(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-member ``(K,)`` tensor shaped to broadcast against ``like`` ``(K, ...)``."""
+    return values.view(-1, *([1] * (like.dim() - 1)))
+
+
 def member_column(values: list[float], device: torch.device, dtype=torch.float32) -> torch.Tensor:
     return torch.tensor(values, dtype=dtype, device=device)
 

@@ -23,13 +23,10 @@ import torch
 
 from . import checks
 from .model import Architecture
-from .pieces import Piece, StepContext, Technique, member_column
+from .penalties import kernel_coefficients
+from .pieces import Piece, StepContext, Technique, member_column, member_view
 
 KERAS_EPSILON = 1e-7
-
-
-def _column(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, *([1] * (like.dim() - 1)))
 
 
 @dataclass(frozen=True)
@@ -60,27 +57,10 @@ class WeightDecayPiece(Piece):
         factor = 1 - self.rates * ctx.learning_rate  # float32, as Keras: 1 - wd * lr on float32 tensors
         bias_factor = torch.where(self.biases, factor, torch.ones_like(factor))
         for i, p in enumerate(params):
-            p.mul_(_column(factor if i % 2 == 0 else bias_factor, p))
+            p.mul_(member_view(factor if i % 2 == 0 else bias_factor, p))
 
     def select(self, index: torch.Tensor) -> WeightDecayPiece:
         return WeightDecayPiece(self.rates[index], self.biases[index])
-
-
-def checked(technique: Technique, field: str, check) -> None:
-    """Check a field holding one number or a list of numbers (stored as a tuple)."""
-    value = getattr(technique, field)
-    if isinstance(value, (list, tuple)):
-        object.__setattr__(technique, field, tuple(check(f"{field}[{i}]", v) for i, v in enumerate(value)))
-    else:
-        check(field, value)
-
-
-def _positive(name: str, value) -> float:
-    return checks.number(name, value, lo=0.0, lo_open=True)
-
-
-def _non_negative(name: str, value) -> float:
-    return checks.number(name, value, lo=0.0)
 
 
 @dataclass(frozen=True)
@@ -91,10 +71,10 @@ class MaxNorm(Technique):
     name = "max_norm"
 
     def __post_init__(self) -> None:
-        checked(self, "max_norm", _positive)
+        checks.each(self, "max_norm", checks.positive)
 
     def bounds(self, arch: Architecture) -> tuple[float, ...]:
-        return checks.per_layer("max_norm", self.max_norm, len(arch.hidden), _positive)
+        return checks.per_layer("max_norm", self.max_norm, len(arch.hidden), checks.positive)
 
     def validate(self, arch: Architecture) -> None:
         self.bounds(arch)
@@ -114,11 +94,11 @@ class MaxNormPiece(Piece):
     def after_update(self, params: list[torch.Tensor], ctx: StepContext) -> None:
         for layer in self.layers:
             w = params[2 * layer]
-            bound = _column(torch.where(self.active[:, layer], self.bounds[:, layer], 0.0), w)
+            bound = member_view(torch.where(self.active[:, layer], self.bounds[:, layer], 0.0), w)
             norms = torch.sqrt(torch.sum(torch.square(w), dim=1, keepdim=True))  # over fan-in: Keras's axis=0
             desired = torch.minimum(norms, bound)  # Keras: clip(norms, 0, max_value); norms are >= 0
             constrained = w * (desired / (KERAS_EPSILON + norms))
-            w.copy_(torch.where(_column(self.active[:, layer], w), constrained, w))
+            w.copy_(torch.where(member_view(self.active[:, layer], w), constrained, w))
 
     def select(self, index: torch.Tensor) -> MaxNormPiece:
         return MaxNormPiece(self.bounds[index])
@@ -133,12 +113,10 @@ class ProximalL1(Technique):
     name = "proximal_l1"
 
     def __post_init__(self) -> None:
-        checked(self, "proximal_l1", _non_negative)
+        checks.each(self, "proximal_l1", checks.non_negative)
 
     def strengths(self, arch: Architecture) -> tuple[float, ...]:
-        if isinstance(self.proximal_l1, (list, tuple)):
-            return checks.per_layer("proximal_l1", self.proximal_l1, arch.n_layers, _non_negative)
-        return (*checks.per_layer("proximal_l1", self.proximal_l1, len(arch.hidden), _non_negative), 0.0)
+        return kernel_coefficients("proximal_l1", self.proximal_l1, arch)
 
     def validate(self, arch: Architecture) -> None:
         self.strengths(arch)
@@ -157,7 +135,7 @@ class ProximalL1Piece(Piece):
     def after_update(self, params: list[torch.Tensor], ctx: StepContext) -> None:
         for layer in self.layers:
             w = params[2 * layer]
-            threshold = _column(ctx.learning_rate * self.strengths[:, layer], w)
+            threshold = member_view(ctx.learning_rate * self.strengths[:, layer], w)
             shrunk = torch.sign(w) * torch.clamp_min(torch.abs(w) - threshold, 0.0)
             w.copy_(torch.where(threshold > 0, shrunk, w))
 
