@@ -140,7 +140,7 @@ def forward(
     h = x if hidden_hook is None else hidden_hook(x, -1)
     n = arch.n_layers
     for layer in range(n):
-        h = dense(h, params[2 * layer], params[2 * layer + 1], buffers)
+        h = dense(h, params[2 * layer], params[2 * layer + 1], buffers, layer)
         if layer < n - 1:
             h = act(h)
             if hidden_hook is not None:
@@ -169,9 +169,9 @@ class _Dense(torch.autograd.Function):
     (K, fan_in, fan_out) tensor every step costs more than the matrix product on a CPU."""
 
     @staticmethod
-    def forward(ctx, h, W, b, buffers):
+    def forward(ctx, h, W, b, buffers, layer):
         ctx.save_for_backward(h, W)
-        ctx.buffers = buffers
+        ctx.buffers, ctx.layer = buffers, layer
         return _bmm(h, W) + b.unsqueeze(1)
 
     @staticmethod
@@ -180,42 +180,49 @@ class _Dense(torch.autograd.Function):
         grad_h = _bmm(grad, W.transpose(1, 2)) if ctx.needs_input_grad[0] else None
         grad_W = None
         if ctx.needs_input_grad[1]:
-            out = ctx.buffers.get(W) if ctx.buffers is not None else None
-            grad_W = _bmm(h.transpose(1, 2), grad, out=out)
+            grad_W = _bmm(h.transpose(1, 2), grad, out=ctx.buffers.get(ctx.layer, W))
         grad_b = grad.sum(1) if ctx.needs_input_grad[2] else None
-        return grad_h, grad_W, grad_b, None
+        return grad_h, grad_W, grad_b, None, None
 
 
 class GradientBuffers:
-    """One reusable gradient buffer per kernel shape (see :class:`_Dense`)."""
+    """One reusable gradient buffer per layer's kernel (see :class:`_Dense`).
+
+    The buffer is keyed by the layer, never by the kernel's shape: two kernels of equal shape
+    sharing one buffer would get the same tensor back as their gradient, and the optimizer, which
+    works in place, would then update one kernel with the other's gradient. A buffer is handed out
+    once per backward pass and consumed by the optimizer step before the next one.
+    """
 
     def __init__(self) -> None:
-        self._buffers: dict[tuple, torch.Tensor] = {}
+        self._buffers: dict[int, torch.Tensor] = {}
 
-    def get(self, W: torch.Tensor) -> torch.Tensor | None:
+    def get(self, layer: int, W: torch.Tensor) -> torch.Tensor | None:
         if W.shape[0] == 1:
             return None
-        key = (tuple(W.shape), W.device, W.dtype)
-        buf = self._buffers.get(key)
-        if buf is None:
-            buf = self._buffers[key] = torch.empty(W.shape, dtype=W.dtype, device=W.device)
+        buf = self._buffers.get(layer)
+        if buf is None or buf.shape != W.shape or buf.device != W.device or buf.dtype != W.dtype:
+            buf = self._buffers[layer] = torch.empty(W.shape, dtype=W.dtype, device=W.device)
         return buf
 
 
 # Below this many kernel elements, autograd's own backward (the same operations) is cheaper
-# than a Python-level backward with a reused buffer.
-_BUFFERED_MIN_ELEMENTS = 1 << 16
+# than a Python-level backward with a reused buffer. The generated tests lower it to 0 to compare
+# the buffered path with the plain one on every shape.
+BUFFERED_MIN_ELEMENTS = 1 << 16
 
 
-def dense(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor, buffers: GradientBuffers | None = None) -> torch.Tensor:
+def dense(
+    h: torch.Tensor, W: torch.Tensor, b: torch.Tensor, buffers: GradientBuffers | None = None, layer: int = 0
+) -> torch.Tensor:
     """``h @ W + b`` per member, in Keras's order (matmul, then bias)."""
     if W.shape[-1] == 1:
         # One output unit (a binary or regression head): on a CPU, batched matmul runs these
         # (B, H) @ (H, 1) shapes at ~1.5 GFLOP/s, forward and in both gradients; multiplying and
         # summing each row is 4-7x faster. Each member's rows are summed alone, whatever K is.
         return (h * W.transpose(-1, -2)).sum(-1, keepdim=True) + b.unsqueeze(1)
-    if buffers is not None and W.requires_grad and torch.is_grad_enabled() and W.numel() >= _BUFFERED_MIN_ELEMENTS:
-        return _Dense.apply(h, W, b, buffers)
+    if buffers is not None and W.requires_grad and torch.is_grad_enabled() and W.numel() >= BUFFERED_MIN_ELEMENTS:
+        return _Dense.apply(h, W, b, buffers, layer)
     return _bmm(h, W) + b.unsqueeze(1)
 
 
