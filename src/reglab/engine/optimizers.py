@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from . import checks
@@ -58,15 +57,14 @@ class Adam:
     def step(self, params: list[torch.Tensor], grads: list[torch.Tensor], state: dict, lr: torch.Tensor) -> None:
         """One update; ``grads`` are consumed (overwritten)."""
         state["t"] += 1
-        # Keras computes the bias correction on float32 scalars. numpy's float32 pow and
-        # subtraction round as torch's do; torch's float32 sqrt does not always agree with numpy's
-        # (1 ulp), so that one stays torch's, on a CPU scalar. No device tensor is made for this.
-        f32 = np.float32
-        t = f32(state["t"])
-        beta_1_power = np.power(f32(self.beta_1), t)
-        beta_2_power = np.power(f32(self.beta_2), t)
-        root = float(torch.sqrt(torch.tensor(f32(1) - beta_2_power)))
-        alpha = lr * root / float(f32(1) - beta_1_power)
+        # Keras computes the bias correction on float32 scalar tensors with torch's pow and sqrt
+        # (numpy's float32 pow rounds differently in the last bit for some steps). The scalars are
+        # 0-dim CPU tensors, which torch combines with a tensor on any device without a transfer.
+        f32 = torch.float32
+        t = torch.tensor(float(state["t"]), dtype=f32)
+        beta_1_power = torch.pow(torch.tensor(self.beta_1, dtype=f32), t)
+        beta_2_power = torch.pow(torch.tensor(self.beta_2, dtype=f32), t)
+        alpha = lr * torch.sqrt(1 - beta_2_power) / (1 - beta_1_power)
         m, v, scratch = state["m"], state["v"], state["scratch"]
         torch._foreach_mul_(m, self.beta_1)
         torch._foreach_add_(m, grads, alpha=1 - self.beta_1)
