@@ -251,3 +251,22 @@ def test_device_errors_are_user_errors(tmp_path):
         r = cli("run", str(p), "--out", str(tmp_path / "o"), "--device", "cuda")
         assert r.returncode == 2 and "is not available on this machine" in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_diverging_member_of_a_binary_task_stops_alone_and_the_run_completes(tmp_path):
+    """A binary population with one member at learning rate 1e30 used to abort with torch's
+    'all elements of input should be between 0 and 1' and leave a half-written folder."""
+    from reglab.cli import main
+
+    exp = tmp_path / "diverging.toml"
+    exp.write_text(
+        'name = "diverging"\nseeds = 2\n[data]\ndataset = "moons"\nparams = {n_samples = 60}\n[model]\nhidden = [16]\n'
+        '[train]\nepochs = 6\nlearning_rate = 0.01\n[[variant]]\nname = "baseline"\n[[variant]]\nname = "huge"\nlearning_rate = 1e30\n'
+    )
+    assert main(["run", str(exp), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv", dtype={"variant": str})
+    huge = summary[summary["variant"] == "huge"]
+    base = summary[summary["variant"] == "baseline"]
+    assert (huge["stop_reason"] == "non_finite").all() and (huge["epochs_run"] < 6).all()
+    assert (base["stop_reason"] == "max_epochs").all() and np.isfinite(base["val_loss"]).all()
+    assert main(["report", str(tmp_path / "out"), "--out", str(tmp_path / "r.html")]) == 0

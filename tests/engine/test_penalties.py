@@ -56,3 +56,36 @@ def test_per_layer_coefficients_include_the_output_layer():
 def test_members_without_a_penalty_get_exactly_zero():
     params, total = _penalty([(L1(0.1),), (), (L2(0.1),)])
     assert float(total[1]) == 0.0
+
+
+@pytest.mark.parametrize("kind", [L1, L2])
+def test_penalty_gradient_is_autograds(kind):
+    """The loop adds the penalties' gradient by hand (add_penalty_gradient); it must be what
+    autograd gives for the penalty written plainly, member by member, zero coefficients included."""
+    settings = [(kind(1e-2),), (), (kind([0.0, 3e-3, 0.5]),), (kind(0.25),)]
+    params = init_params(ARCH, torch.arange(len(settings)))
+    pieces = stack_pieces(settings, ARCH, torch.device("cpu"), {"loss": "min"})
+    grads = [torch.zeros_like(p) for p in params]
+    for piece in pieces:
+        piece.add_penalty_gradient(params, grads)
+    for k, techniques in enumerate(settings):
+        coefficients = [1e-2, 1e-2, 0.0] if k == 0 else [0.0] * 3 if k == 1 else [0.0, 3e-3, 0.5] if k == 2 else [0.25, 0.25, 0.0]
+        own = [p[k].clone().requires_grad_(True) for p in params]
+        reduce = (lambda w: w.abs().sum()) if kind is L1 else (lambda w: (w**2).sum())
+        total = sum(c * reduce(own[2 * layer]) for layer, c in enumerate(coefficients))
+        expected = torch.autograd.grad(total, own, allow_unused=True) if torch.is_tensor(total) else [None] * len(own)
+        for i, (g, e) in enumerate(zip(grads, expected)):
+            torch.testing.assert_close(g[k], torch.zeros_like(g[k]) if e is None else e, rtol=1e-6, atol=0, msg=f"member {k} parameter {i}")
+
+
+@pytest.mark.parametrize("kind", [L1, L2])
+def test_a_member_without_the_penalty_is_untouched_even_when_its_weights_overflowed(kind):
+    """A diverged member without the penalty sits in a population where another has it: its term
+    must stay exactly 0 and its gradient untouched, not 0 * inf = NaN (found by the generated suite)."""
+    params = init_params(ARCH, torch.arange(2))
+    params[0][1, 0, 0] = float("inf")
+    pieces = stack_pieces([(kind(0.1),), ()], ARCH, torch.device("cpu"), {"loss": "min"})
+    assert float(pieces[0].penalty(params)[1]) == 0.0
+    grads = [torch.ones_like(p) for p in params]
+    pieces[0].add_penalty_gradient(params, grads)
+    assert all(torch.equal(g[1], torch.ones_like(g[1])) for g in grads)

@@ -90,6 +90,22 @@ def test_a_diverging_member_is_stopped_and_flagged_alone():
     assert np.isfinite(mixed.history["loss"][[0, 2]]).all()
 
 
+@pytest.mark.parametrize("penalty", [(), (L2(1e-3),)])
+def test_a_diverging_member_of_a_binary_task_stops_alone(moons, penalty):
+    """torch's binary cross-entropy refused the diverged member's NaN probabilities and aborted the
+    whole population; and a member without a penalty got 0 * inf = NaN from its neighbour's."""
+    X, y = moons
+    arch = Architecture(2, (16,), "relu", "binary")
+    members = [Member(seed=0, learning_rate=0.01, techniques=penalty), Member(seed=1, learning_rate=1e30)]
+    r = train(arch, members, X, y, validation_split=0.2, epochs=20)
+    assert r.stop_reason == ["max_epochs", "non_finite"] and r.epochs_run[1] < 20
+    for k in range(2):
+        alone = train(arch, members[k : k + 1], X, y, validation_split=0.2, epochs=20)
+        for name in r.history:
+            np.testing.assert_array_equal(r.history[name][k], alone.history[name][0], err_msg=name)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(r.params, train(arch, members[:1], X, y, validation_split=0.2, epochs=20).params))
+
+
 def test_population_ends_when_everyone_has_stopped(moons):
     calls = []
     members = [Member(s, 0.05, techniques=(EarlyStopping(monitor="loss", stopping_threshold=0.5, patience=100),)) for s in range(3)]
@@ -102,7 +118,11 @@ def test_population_ends_when_everyone_has_stopped(moons):
 def test_dropout_only_acts_at_training_time(moons):
     X, _ = moons
     r = fit(moons, [Member(0, 0.01, techniques=(Dropout(0.5),))], epochs=3)
-    assert np.array_equal(r.predict(X), r.predict(X))  # inference is deterministic
+    # Inference is the plain network on the trained weights: no mask, no 1 / (1 - rate) scaling.
+    W0, b0, W1, b1, W2, b2 = (p[0].double().numpy() for p in r.params)
+    relu = lambda t: np.maximum(t, 0.0)  # noqa: E731
+    plain = 1.0 / (1.0 + np.exp(-(relu(relu(X @ W0 + b0) @ W1 + b1) @ W2 + b2)))
+    np.testing.assert_allclose(r.predict(X)[0], plain, rtol=1e-5, atol=1e-6)
     a = fit(moons, [Member(0, 0.01, techniques=(Dropout(0.5),))], epochs=3)
     b = fit(moons, [Member(0, 0.01)], epochs=3)
     assert not torch.equal(a.params[0], b.params[0])
@@ -166,3 +186,18 @@ def test_runs_on_every_available_device(moons, device):
     cpu = fit(moons, members, epochs=10)
     # Same keys, same masks and row orders on any device; kernels may round differently.
     np.testing.assert_allclose(r.history["loss"], cpu.history["loss"], rtol=1e-3, atol=1e-4)
+
+
+def test_per_member_labels_are_not_mistaken_for_one_hot_rows():
+    """Per-member integer labels (K, N) with N equal to the number of classes looked like shared
+    one-hot rows (N, C) and were refused (found by the generated suite); the same for a one-row
+    regression target per member."""
+    g = np.random.default_rng(0)
+    arch = Architecture(3, (4,), task="multiclass", n_outputs=2)
+    x, y = g.normal(size=(3, 2, 3)), np.array([[0, 1], [1, 0], [0, 1]])
+    r = train(arch, [Member(s, 0.01) for s in range(3)], x, y, epochs=2, validation_data=(x, y))
+    alone = train(arch, [Member(1, 0.01)], x[1:2], y[1:2], epochs=2, validation_data=(x[1:2], y[1:2]))
+    np.testing.assert_array_equal(r.history["val_loss"][1], alone.history["val_loss"][0])
+    one_row = Architecture(3, (4,), task="regression")
+    r = train(one_row, [Member(s, 0.01) for s in range(2)], g.normal(size=(2, 1, 3)), np.array([[0.5], [-1.0]]), epochs=2)
+    assert r.history["loss"].shape == (2, 2)

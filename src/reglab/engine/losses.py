@@ -68,7 +68,12 @@ def binary_crossentropy(clip_probabilities: bool = True) -> SampleFn:
     def per_sample(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if clip_probabilities:
             p = torch.sigmoid(logits).clamp(EPSILON, 1.0 - EPSILON)
-            loss = F.binary_cross_entropy(p, y.expand_as(p), reduction="none")
+            # torch's binary_cross_entropy refuses NaN inputs, which would abort the whole
+            # population for one diverged member: its NaN rows get a NaN loss instead (and the
+            # loop stops that member as non-finite).
+            diverged = torch.isnan(p)
+            loss = F.binary_cross_entropy(p.masked_fill(diverged, 0.5), y.expand_as(p), reduction="none")
+            loss = loss.masked_fill(diverged, float("nan"))
         else:
             loss = F.binary_cross_entropy_with_logits(logits, y.expand_as(logits), reduction="none")
         return loss.mean(-1)

@@ -54,7 +54,10 @@ class KernelPenaltyPiece(Piece):
                 torch.abs(w, out=buf)
             else:
                 torch.mul(w, w, out=buf)
-            term = self.coefficients[:, layer] * member_sum(buf.view(w.shape[0], -1))
+            coefficient = self.coefficients[:, layer]
+            # A member without this penalty gets exactly 0, even where its weights are no longer
+            # finite (0 * inf would be NaN, which it would not be alone).
+            term = torch.where(coefficient > 0, coefficient * member_sum(buf.view(w.shape[0], -1)), 0.0)
             total = term if total is None else total + term
         return total
 
@@ -63,11 +66,13 @@ class KernelPenaltyPiece(Piece):
         for layer in self.layers:
             w = params[2 * layer].detach()
             buf = self._buffer(layer, w)
+            coefficient = self._coefficient(layer, w)
             if self.kind == "l1":
                 torch.sign(w, out=buf)  # d|w|/dw, 0 at 0 as torch.abs's gradient
-                buf.mul_(self._coefficient(layer, w))
+                buf.mul_(coefficient)
             else:
-                torch.mul(w, 2.0 * self._coefficient(layer, w), out=buf)
+                torch.mul(w, 2.0 * coefficient, out=buf)
+            buf.masked_fill_((coefficient == 0).expand_as(buf), 0.0)  # 0 * inf is NaN: see penalty()
             grads[2 * layer].add_(buf)
 
     def select(self, index: torch.Tensor) -> KernelPenaltyPiece:
