@@ -39,11 +39,22 @@ def features(name: str, x, arch: Architecture, n_members: int) -> torch.Tensor:
     return torch.as_tensor(arr, dtype=torch.float32)
 
 
-def targets(name: str, y, arch: Architecture, n_members: int) -> torch.Tensor:
-    """Targets as float32 ``(..., N, C)``: a 0/1 column, one-hot classes, or regression values."""
+def targets(name: str, y, arch: Architecture, n_members: int, x: torch.Tensor | None = None) -> torch.Tensor:
+    """Targets as float32 ``(..., N, C)``: a 0/1 column, one-hot classes, or regression values.
+
+    Whether ``y`` is shared or per member is decided first, from the features ``x`` (``(N, d)`` or
+    ``(K, N, d)``): it is per member when it starts with ``(K, N)`` and ``x`` is per member, or
+    when it cannot be a shared table of ``N`` rows. Only that tells integer labels ``(K, N)`` from
+    one-hot rows ``(N, C)``, or one value per row from a row of values (the shape alone cannot).
+    """
     arr = _array(name, y)
+    per_member = False
+    if x is not None and arr.ndim >= 2 and arr.shape[:2] == (n_members, x.shape[-2]):
+        columns = 1 if arch.task == "binary" else arch.n_outputs
+        per_member = x.dim() == 3 or arr.ndim == 3 or arr.shape[1] != columns
+    labels_ndim = 2 if per_member else 1  # the dimensions of one value per row
     if arch.task == "binary":
-        if arr.ndim >= 1 and arr.shape[-1] == 1 and arr.ndim in (2, 3):
+        if arr.ndim == labels_ndim + 1 and arr.shape[-1] == 1:
             arr = arr[..., 0]
         bad = (arr != 0) & (arr != 1)
         if bad.any():
@@ -51,7 +62,7 @@ def targets(name: str, y, arch: Architecture, n_members: int) -> torch.Tensor:
         out = arr[..., None]
     elif arch.task == "multiclass":
         C = arch.n_outputs
-        if arr.ndim >= 2 and arr.shape[-1] == C and np.isin(arr, (0, 1)).all() and (arr.sum(-1) == 1).all():
+        if arr.ndim == labels_ndim + 1 and arr.shape[-1] == C and np.isin(arr, (0, 1)).all() and (arr.sum(-1) == 1).all():
             out = arr  # already one-hot
         else:
             bad = (arr != np.round(arr)) | (arr < 0) | (arr >= C)
@@ -59,8 +70,8 @@ def targets(name: str, y, arch: Architecture, n_members: int) -> torch.Tensor:
                 raise ValueError(f"{name}: must hold class labels 0..{C - 1} or one-hot rows, got {arr[bad].flat[0]:g}")
             out = np.eye(C)[arr.astype(np.int64)]
     else:
-        if arr.ndim == 1 or (arr.ndim == 2 and arch.n_outputs == 1 and arr.shape[1] != 1):
-            arr = arr[..., None]  # (N,) or per-member (K, N)
+        if arr.ndim == labels_ndim and arch.n_outputs == 1:
+            arr = arr[..., None]  # one value per row, shared (N,) or per member (K, N)
         out = arr
         if out.shape[-1] != arch.n_outputs:
             raise ValueError(f"{name}: must have {arch.n_outputs} target column(s), got shape {arr.shape}")

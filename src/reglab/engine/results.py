@@ -121,7 +121,7 @@ def evaluate_params(
 ) -> dict[str, np.ndarray]:
     """``loss`` (data loss plus penalties), ``data_loss`` and each metric, per member."""
     k = params[0].shape[0]
-    Y = targets("y", y, arch, k).to(params[0].device)
+    Y = targets("y", y, arch, k, features("x", x, arch, k)).to(params[0].device)
     Y = Y.unsqueeze(0) if Y.dim() == 2 else Y
     logits = logits_for(arch, params, x)
     with torch.no_grad():

@@ -67,13 +67,13 @@ def train(
 
     # Data: float32 tensors on the device; (N, C) shared or (K, N, C) per member.
     X = arrays.features("x", x, arch, K)
-    Y = arrays.targets("y", y, arch, K)
+    Y = arrays.targets("y", y, arch, K, X)
     arrays.check_rows("x", X, "y", Y, K)
     if validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             checks.fail("validation_data", type(validation_data).__name__, "a pair (x_val, y_val)")
         Xv = arrays.features("validation_data x", validation_data[0], arch, K)
-        Yv = arrays.targets("validation_data y", validation_data[1], arch, K)
+        Yv = arrays.targets("validation_data y", validation_data[1], arch, K, Xv)
         arrays.check_rows("validation_data x", Xv, "validation_data y", Yv, K)
     elif validation_split > 0:
         X, Y, Xv, Yv = arrays.keras_validation_split(X, Y, validation_split)
