@@ -71,6 +71,66 @@ def test_population_search_gives_grid_search_results(moons):
     np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
 
 
+def _assert_same_search(ours, theirs, metrics=("score",)):
+    for name in metrics:
+        for key in (f"mean_test_{name}", f"std_test_{name}", f"rank_test_{name}", f"split0_test_{name}", f"split2_test_{name}"):
+            np.testing.assert_array_equal(ours.cv_results_[key], theirs.cv_results_[key], err_msg=key)
+    assert ours.cv_results_["params"] == theirs.cv_results_["params"]
+    assert set(theirs.cv_results_) <= set(ours.cv_results_)
+    if hasattr(theirs, "best_index_"):
+        assert ours.best_index_ == theirs.best_index_ and ours.best_score_ == theirs.best_score_
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        # Early stopping holds validation rows back: candidates with and without it, in either
+        # order, used to share one population and one validation fraction (or fail).
+        {"early_stopping": [False, True], "dropout": [0.0, 0.2]},
+        {"early_stopping": [True, False], "patience": [2, 5]},
+        {"hidden": [(8,), (16, 16), 12], "epochs": [10, 20]},
+        {"optimizer": ["adam", "sgd"], "batch_size": [16, 32], "learning_rate": [0.01, 0.05]},
+        [{"early_stopping": [True], "validation_fraction": [0.2, 0.3]}, {"l1": [1e-3], "hidden": [(8,)]}],
+    ],
+    ids=["early-stopping", "early-stopping-first", "shape-and-epochs", "optimizer-and-batch", "list-of-grids"],
+)
+def test_population_search_equals_grid_search_on_any_parameter(moons, grid):
+    small = dict(FAST, epochs=10, hidden=(8,))
+    X, y = moons
+    cv = KFold(3, shuffle=True, random_state=1)
+    ours = PopulationSearchCV(MLPClassifier(**small), grid, cv=cv, refit=False).fit(X, y)
+    theirs = GridSearchCV(MLPClassifier(**small), grid, cv=cv, refit=False).fit(X, y)
+    _assert_same_search(ours, theirs)
+
+
+def test_population_search_regression_with_early_stopping():
+    X, y = make_regression(60, 3, noise=5.0, random_state=0)
+    grid = {"early_stopping": [False, True], "l2": [0.0, 1e-2]}
+    small = dict(FAST, epochs=10, hidden=(8,))
+    ours = PopulationSearchCV(MLPRegressor(**small), grid, cv=3, refit=False).fit(X, y / y.std())
+    theirs = GridSearchCV(MLPRegressor(**small), grid, cv=3, refit=False).fit(X, y / y.std())
+    _assert_same_search(ours, theirs)
+
+
+@pytest.mark.parametrize("scoring", [["accuracy", "neg_log_loss"], {"acc": "accuracy", "ll": "neg_log_loss"}])
+def test_population_search_with_several_metrics(moons, scoring):
+    X, y = moons
+    grid = {"dropout": [0.0, 0.3], "early_stopping": [False, True]}
+    names = list(scoring) if isinstance(scoring, dict) else scoring
+    small = dict(FAST, epochs=10, hidden=(8,))
+    ours = PopulationSearchCV(MLPClassifier(**small), grid, cv=3, scoring=scoring, refit=names[1]).fit(X, y)
+    theirs = GridSearchCV(MLPClassifier(**small), grid, cv=3, scoring=scoring, refit=names[1]).fit(X, y)
+    _assert_same_search(ours, theirs, names)
+    assert ours.score(X, y) == theirs.score(X, y)
+
+
+def test_population_search_refuses_refit_true_with_several_metrics(moons):
+    X, y = moons
+    search = PopulationSearchCV(MLPClassifier(**FAST), {"dropout": [0.0]}, cv=3, scoring=["accuracy", "f1"])
+    with pytest.raises(ValueError, match=r"^refit: with several metrics must be False or one of their names \('accuracy', 'f1'\), got True$"):
+        search.fit(X, y)
+
+
 def test_population_search_splits_populations_by_shape(moons):
     X, y = moons
     grid = [{"hidden": [(8,), (16, 16)], "dropout": [0.0, 0.2]}]

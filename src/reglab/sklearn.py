@@ -271,26 +271,29 @@ class PopulationSearchCV(BaseEstimator):
             classes, encoded = None, y.astype(np.float64)
         cv = check_cv(self.cv, y, classifier=classifier)
         folds = list(cv.split(X, y))
-        scorer = check_scoring(est, self.scoring)
+        scorers = self._scorers(est)
         candidates = self._candidates()
         estimators = [clone(est).set_params(**c) for c in candidates]
 
-        # One member per (candidate, fold); members that can share a population are trained together.
+        # One member per (candidate, fold); members that can share a population are trained
+        # together: same network shape and run settings, same number of training rows and the same
+        # validation rows set aside (a candidate with early stopping holds some back, one without
+        # trains on all of them).
         groups: dict[tuple, list[tuple[int, int]]] = {}
         for i, e in enumerate(estimators):
             shape = {k: v for k, v in e.get_params().items() if k not in TECHNIQUE_PARAMS and k != "random_state"}
             for f, (train_rows, _) in enumerate(folds):
-                groups.setdefault((repr(sorted(shape.items())), len(train_rows)), []).append((i, f))
-        scores = np.full((len(candidates), len(folds)), np.nan)
-        fit_time = np.zeros_like(scores)
-        score_time = np.zeros_like(scores)
-        for members in groups.values():
+                key = (repr(sorted(shape.items())), len(train_rows), e._validation(len(train_rows)))
+                groups.setdefault(key, []).append((i, f))
+        scores = {name: np.full((len(candidates), len(folds)), np.nan) for name in scorers}
+        fit_time = np.zeros((len(candidates), len(folds)))
+        score_time = np.zeros_like(fit_time)
+        for (_, _, validation), members in groups.items():
             first = estimators[members[0][0]]
             arch = first._arch(X.shape[1], 0 if classes is None else len(classes))
             xs = np.stack([X[folds[f][0]] for _, f in members]).astype(np.float32)
             ys = np.stack([encoded[folds[f][0]] for _, f in members]).astype(np.float32)
             start = time.perf_counter()
-            validation = first._validation(xs.shape[1])
             result = train(
                 arch,
                 [estimators[i]._member(estimators[i]._seed()) for i, _ in members],
@@ -310,17 +313,45 @@ class PopulationSearchCV(BaseEstimator):
                     fitted.classes_ = classes
                 test_rows = folds[f][1]
                 t0 = time.perf_counter()
-                scores[i, f] = scorer(fitted, X[test_rows], y[test_rows])
+                for name, scorer in scorers.items():
+                    scores[name][i, f] = scorer(fitted, X[test_rows], y[test_rows])
                 score_time[i, f] = time.perf_counter() - t0
                 fit_time[i, f] = per_member
         self.cv_results_ = _cv_results(candidates, scores, fit_time, score_time)
-        self.best_index_ = int(np.nanargmax(self.cv_results_["mean_test_score"]))
-        self.best_params_ = candidates[self.best_index_]
-        self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
+        self.multimetric_ = not self._single_metric()
+        self.scorer_ = scorers if self.multimetric_ else scorers["score"]
+        # As GridSearchCV: with several metrics, refit (a metric's name) picks the best candidate.
+        rank_by = self.refit if self.multimetric_ else "score"
+        if rank_by:
+            self.best_index_ = int(np.nanargmax(self.cv_results_[f"mean_test_{rank_by}"]))
+            self.best_params_ = candidates[self.best_index_]
+            self.best_score_ = float(self.cv_results_[f"mean_test_{rank_by}"][self.best_index_])
         self.n_splits_ = len(folds)
         if self.refit:
             self.best_estimator_ = clone(est).set_params(**self.best_params_).fit(X, y)
         return self
+
+    def _single_metric(self) -> bool:
+        return self.scoring is None or isinstance(self.scoring, str) or callable(self.scoring)
+
+    def _scorers(self, est) -> dict:
+        """``{"score": scorer}`` for one metric; ``{name: scorer}`` for a list or dict of them
+        (GridSearchCV's multi-metric search, whose ``refit`` must then name one or be False)."""
+        if self._single_metric():
+            return {"score": check_scoring(est, self.scoring)}
+        if isinstance(self.scoring, dict):
+            named = dict(self.scoring)
+        elif isinstance(self.scoring, (list, tuple, set)) and all(isinstance(s, str) for s in self.scoring):
+            named = {s: s for s in self.scoring}
+        else:
+            raise ValueError(f"scoring: must be a scorer name, a callable, a list of names or a dict of scorers, got {self.scoring!r}")
+        if not named:
+            raise ValueError("scoring: must name at least one scorer, got an empty " + type(self.scoring).__name__)
+        if self.refit is not False and self.refit not in named:
+            raise ValueError(
+                f"refit: with several metrics must be False or one of their names ({', '.join(map(repr, named))}), got {self.refit!r}"
+            )
+        return {name: check_scoring(est, scorer) for name, scorer in named.items()}
 
     def predict(self, X):
         check_is_fitted(self, "best_estimator_")
@@ -328,7 +359,8 @@ class PopulationSearchCV(BaseEstimator):
 
     def score(self, X, y):
         check_is_fitted(self, "best_estimator_")
-        return check_scoring(self.estimator, self.scoring)(self.best_estimator_, X, y)
+        scorer = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
+        return scorer(self.best_estimator_, X, y)
 
 
 def _cv_results(candidates, scores, fit_time, score_time) -> dict:
@@ -346,10 +378,11 @@ def _cv_results(candidates, scores, fit_time, score_time) -> dict:
                 column[i] = c[name]
         out[f"param_{name}"] = column
     out["params"] = candidates
-    for f in range(scores.shape[1]):
-        out[f"split{f}_test_score"] = scores[:, f]
-    out["mean_test_score"] = scores.mean(1)
-    out["std_test_score"] = scores.std(1)
-    # Ties share the best rank, as in GridSearchCV (rankdata, method "min").
-    out["rank_test_score"] = rankdata(-out["mean_test_score"], method="min").astype(np.int32)
+    for name, values in scores.items():
+        for f in range(values.shape[1]):
+            out[f"split{f}_test_{name}"] = values[:, f]
+        out[f"mean_test_{name}"] = values.mean(1)
+        out[f"std_test_{name}"] = values.std(1)
+        # Ties share the best rank, as in GridSearchCV (rankdata, method "min").
+        out[f"rank_test_{name}"] = rankdata(-out[f"mean_test_{name}"], method="min").astype(np.int32)
     return out
