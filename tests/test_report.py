@@ -12,7 +12,7 @@ from reglab.demo import EXPERIMENTS
 from reglab.report import RunData, write_report
 from reglab.report.figures import shown, sweep_lines
 from reglab.report.stats import paired, percentile_of
-from reglab.report.tables import comparisons, mean_pm
+from reglab.report.tables import comparisons
 
 
 def test_paired_difference_is_scipys_paired_t_test():
@@ -69,29 +69,39 @@ def test_report_is_self_contained_and_complete(quick_demo):
     assert 'class="reference"' in dict(sections)["dropout-regression"]
 
 
+def _paired_with_baseline(folder, variant, column, baseline="baseline"):
+    """(variant, baseline) values of ``column`` paired by seed, read from summary.csv directly."""
+    summary = pd.read_csv(folder / "summary.csv", dtype={"variant": str})
+    pairs = summary[summary["variant"] == variant].merge(summary[summary["variant"] == baseline], on="seed", suffixes=("", "_base"))
+    return pairs[column].to_numpy(), pairs[f"{column}_base"].to_numpy()
+
+
 def test_report_numbers_are_the_run_folders(quick_demo):
     out, report, _ = quick_demo
     page = report.read_text()
-    run = RunData.load(out / "dropout-regression")
+    summary = pd.read_csv(out / "dropout-regression" / "summary.csv", dtype={"variant": str})
     for variant in ("baseline", "dropout 0.5"):
-        rows = run.members(variant)
-        assert mean_pm(rows["test_loss"]) in page  # the summary table cell
+        values = summary.loc[summary["variant"] == variant, "test_loss"].to_numpy()
+        half = stats.t.ppf(0.975, len(values) - 1) * stats.sem(values)
+        assert f"<td>{values.mean():.4g} ± {half:.2g}</td>" in page  # the summary table cell: mean ± 95 % t-CI
     # The notebook's single run and where it falls among the seeds.
     section = page[page.index('id="dropout-regression"') : page.index('id="early-stopping"')]
     table = section[section.index('class="reference"') :]
     table = table[: table.index("</table>")]
     assert "<td>baseline</td><td>test mse</td><td>0.047</td>" in table and "<td>0.00627</td>" in table
-    comps = comparisons(run)["dropout 0.5"]
-    a, b = run.pairs("dropout 0.5", "test_loss")
-    assert comps["held_loss"].mean == pytest.approx(np.mean(a - b))
+    comps = comparisons(RunData.load(out / "dropout-regression"))["dropout 0.5"]
+    a, b = _paired_with_baseline(out / "dropout-regression", "dropout 0.5", "test_loss")
+    assert len(a) == 3 and comps["held_loss"].mean == pytest.approx(np.mean(a - b))
+    ci = stats.ttest_rel(a, b).confidence_interval(0.95)
+    assert (comps["held_loss"].low, comps["held_loss"].high) == pytest.approx((ci.low, ci.high))
 
 
 def test_findings_say_what_the_numbers_say(quick_demo):
     out, report, _ = quick_demo
     page = report.read_text()
-    run = RunData.load(out / "regularization")
-    p = comparisons(run)["l2 0.001"]["held_loss"]
-    verb = "did not change" if not p.significant else ("lowered" if p.mean < 0 else "raised")
+    a, b = _paired_with_baseline(out / "regularization", "l2 0.001", "val_loss")
+    test = stats.ttest_rel(a, b)
+    verb = "did not change" if not test.pvalue < 0.05 else ("lowered" if np.mean(a - b) < 0 else "raised")
     section = page[page.index('id="regularization"') :]
     assert f"<li><b>l2 0.001</b> {verb} mean validation loss" in section
 
@@ -220,3 +230,110 @@ def test_report_of_folds_three_classes_and_standardized_inputs(tmp_path):
     curve_run = RunData.load(tmp_path / "curve")
     assert curve_run.experiment.spec.report.sweep == "learning_rate"
     assert [len(points) for _, points in sweep_lines(curve_run)] == [2, 2]
+
+
+def _numeric_parameters():
+    """Every sweepable parameter that takes numbers: the variant fields and the numeric fields of
+    the variant's tables (early_stopping.patience, prechelt.alpha...)."""
+    import types
+    import typing
+
+    from reglab.spec import SWEEPABLE, TABLES
+
+    def numeric(annotation):
+        kinds = set(typing.get_args(annotation)) if isinstance(annotation, types.UnionType) else {annotation}
+        return kinds - {type(None)} <= {int, float} and annotation is not bool
+
+    nested = [f"{t}.{f}" for t, model in TABLES.items() for f, info in model.model_fields.items() if numeric(info.annotation)]
+    return [*SWEEPABLE, *nested]
+
+
+# Two values per sweepable parameter, and what the swept variant needs for them to act.
+SWEEP_VALUES = {
+    "dropout": ([0.1, 0.3], {}),
+    "l1": ([1e-3, 1e-2], {}),
+    "l2": ([1e-3, 1e-2], {}),
+    "weight_decay": ([0.01, 0.1], {}),
+    "max_norm": ([0.5, 2.0], {}),
+    "proximal_l1": ([1e-3, 1e-2], {}),
+    "gaussian_noise": ([0.1, 0.3], {}),
+    "input_noise": ([0.1, 0.3], {}),
+    "gaussian_dropout": ([0.1, 0.3], {}),
+    "mc_dropout": ([2, 3], {"dropout": 0.2}),
+    "learning_rate": ([0.001, 0.01], {}),
+    "epochs": ([2, 3], {}),
+    "batch_size": ([8, 16], {}),
+    "momentum": ([0.5, 0.9], {"optimizer": "sgd"}),
+    "early_stopping.min_delta": ([0.0, 0.01], {"early_stopping": {"patience": 1}}),
+    "early_stopping.patience": ([1, 2], {"early_stopping": {}}),
+    "early_stopping.baseline": ([0.5, 0.9], {"early_stopping": {}}),
+    "early_stopping.start_from_epoch": ([0, 1], {"early_stopping": {}}),
+    "early_stopping.stopping_threshold": ([0.1, 0.3], {"early_stopping": {"patience": 5}}),
+    "early_stopping.divergence_threshold": ([5.0, 10.0], {"early_stopping": {"patience": 5}}),
+    "prechelt.alpha": ([1.0, 5.0], {"prechelt": {"criterion": "GL"}}),
+    "prechelt.strips": ([1, 2], {"prechelt": {"criterion": "UP", "strip": 1}}),
+    "prechelt.strip": ([1, 2], {"prechelt": {"criterion": "PQ"}}),
+}
+
+
+def test_every_sweepable_parameter_has_values_here():
+    assert sorted(SWEEP_VALUES) == sorted(_numeric_parameters())
+
+
+@pytest.mark.parametrize("parameter", sorted(SWEEP_VALUES))
+def test_every_sweepable_parameter_reports(tmp_path, parameter):
+    """The sweep figure and its findings for a sweep over each parameter (prechelt.alpha used to
+    crash the report with a KeyError)."""
+    from reglab.report import figures, findings
+    from reglab.runner import run_experiment
+    from reglab.spec import Experiment
+
+    values, needs = SWEEP_VALUES[parameter]
+    raw = {
+        "name": "sweep",
+        "seeds": 2,
+        "data": {"dataset": "moons", "params": {"n_samples": 40}},
+        "model": {"hidden": [4]},
+        "train": {"epochs": 3, "learning_rate": 0.01},
+        # The sweep applies to every variant; the swept one differs from the baseline in one more setting.
+        "variant": [{"name": "baseline", **needs}, {"name": "swept", ("l1" if parameter == "l2" else "l2"): 1e-4, **needs}],
+        "sweep": {parameter: values},
+    }
+    run_experiment(Experiment.from_dict(raw), tmp_path / "sweep")
+    run = RunData.load(tmp_path / "sweep")
+    lines = sweep_lines(run)
+    swept = [points for _, points in lines if all(name.startswith("swept ") for _, name in points)]
+    assert [[v for v, _ in points] for points in swept] == [values]
+    figures.to_png(figures.sweep(run))
+    text = findings.sweep(run, comparisons(run))
+    assert f"Of the {parameter} values tried" in text
+
+
+def test_mc_dropout_bands_use_the_members_input_scaling(tmp_path):
+    """With standardize = true each member sees its inputs scaled by its own training rows: the MC
+    dropout bands must be computed on the same scaled inputs as the point predictions."""
+    from reglab.engine.results import mc_predict
+    from reglab.runner import run_experiment
+    from reglab.spec import Experiment
+
+    raw = {
+        "name": "scaled",
+        "seeds": 2,
+        "data": {"dataset": "regression-1d", "split": "random", "test": 0.25, "standardize": True},
+        "model": {"hidden": [8]},
+        "train": {"epochs": 3, "learning_rate": 0.01},
+        "variant": [{"name": "baseline"}, {"name": "dropout", "dropout": 0.3, "mc_dropout": 4}],
+    }
+    run_experiment(Experiment.from_dict(raw), tmp_path / "scaled")
+    run = RunData.load(tmp_path / "scaled")
+    members = run.members("dropout")
+    x = np.linspace(run.X.min(), run.X.max(), 7)[:, None] * 3.0
+    scaled = []
+    for _, r in members.iterrows():
+        train = run.X[run.member_rows(r, "train")]
+        scaled.append((x - train.mean(0)) / train.std(0))
+    techniques = [Experiment.techniques(run.variants[1])] * len(members)
+    expected = mc_predict(run.arch, run.params(members), techniques, members["seed"].astype(int).tolist(), np.stack(scaled), 4)
+    mean, std = run.mc_predict(members, x)
+    np.testing.assert_allclose(mean, expected[0], rtol=1e-6)
+    np.testing.assert_allclose(std, expected[1], rtol=1e-5, atol=1e-7)

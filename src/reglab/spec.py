@@ -297,6 +297,19 @@ def parameter_value(variant: VariantSpec, name: str, train: TrainSpec | None = N
     return value
 
 
+def other_settings(variant: VariantSpec, name: str) -> dict:
+    """Every setting of a variant except its name and parameter ``name`` (which may sit in a table
+    such as ``prechelt.alpha``): variants that differ only in ``name`` have equal other settings."""
+    rest = variant.model_dump(exclude={"name"})
+    nested = _table_field(name)
+    if nested:
+        if rest[nested[0]] is not None:
+            rest[nested[0]].pop(nested[1])
+    else:
+        rest.pop(name)
+    return rest
+
+
 def seeds_of(spec: ExperimentSpec) -> list[int]:
     return list(range(spec.seeds)) if isinstance(spec.seeds, int) else list(spec.seeds)
 

@@ -282,7 +282,7 @@ def weight_distributions(run: RunData):
 
 def sweep_lines(run: RunData) -> list[tuple[str, list[tuple[float, str]]]]:
     """Groups of variants that differ only in the swept parameter: (label, [(value, variant)])."""
-    from ..spec import parameter_value
+    from ..spec import other_settings, parameter_value
 
     parameter = run.experiment.spec.report.sweep
     if parameter is None:
@@ -293,12 +293,7 @@ def sweep_lines(run: RunData) -> list[tuple[str, list[tuple[float, str]]]]:
         value = parameter_value(v, parameter, train)
         if value is None or isinstance(value, list):
             continue
-        rest = v.model_dump(exclude={"name"})
-        if parameter.startswith("early_stopping."):
-            rest["early_stopping"].pop(parameter.split(".", 1)[1])
-        else:
-            rest.pop(parameter)
-        groups.setdefault(repr(rest), []).append((float(value), v.name))
+        groups.setdefault(repr(other_settings(v, parameter)), []).append((float(value), v.name))
     out = []
     for members in groups.values():
         if len(members) >= 2:

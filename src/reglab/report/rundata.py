@@ -155,30 +155,31 @@ class RunData:
     def predict(self, members: pd.DataFrame, x: np.ndarray, chunk: int | None = None) -> np.ndarray:
         """What each member outputs at the points ``x`` (original units): ``(K, N, n_outputs)``.
         All members in one batched call (or ``chunk`` members at a time), each with its own input scaling."""
-        standardize = self.experiment.spec.data.standardize
         chunk = chunk or len(members)
         out = []
         for start in range(0, len(members), chunk):
             part = members.iloc[start : start + chunk]
-            params = self.params(part)
-            if standardize:
-                scaled = []
-                for _, r in part.iterrows():
-                    mean, scale = standardizer(self.X, self.member_rows(r, "train"))
-                    scaled.append((x - mean) / scale)
-                xs = np.stack(scaled)
-            else:
-                xs = x
-            out.append(output_activation(self.arch, logits_for(self.arch, params, xs)).numpy())
+            out.append(output_activation(self.arch, logits_for(self.arch, self.params(part), self.inputs(part, x))).numpy())
         return np.concatenate(out)
 
+    def inputs(self, members: pd.DataFrame, x: np.ndarray) -> np.ndarray:
+        """What the networks of ``members`` take as input at the points ``x`` (original units):
+        ``x`` itself, or with ``standardize`` each member's own scaling, ``(K, N, d)``."""
+        if not self.experiment.spec.data.standardize:
+            return x
+        scaled = []
+        for _, r in members.iterrows():
+            mean, scale = standardizer(self.X, self.member_rows(r, "train"))
+            scaled.append((x - mean) / scale)
+        return np.stack(scaled)
+
     def mc_predict(self, members: pd.DataFrame, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """MC dropout's predictive mean and standard deviation at ``x`` for ``members`` of one
-        variant (its ``mc_dropout`` passes), all members batched in each pass."""
+        """MC dropout's predictive mean and standard deviation at ``x`` (original units) for
+        ``members`` of one variant (its ``mc_dropout`` passes), all members batched in each pass."""
         variant = next(v for v in self.variants if v.name == members["variant"].iloc[0])
         techniques = [Experiment.techniques(variant)] * len(members)
         seeds = members["seed"].astype(int).tolist()
-        return mc_predict(self.arch, self.params(members), techniques, seeds, x, variant.mc_dropout)
+        return mc_predict(self.arch, self.params(members), techniques, seeds, self.inputs(members, x), variant.mc_dropout)
 
     def median_member(self, variant: str) -> pd.Series:
         """The representative member of a variant: the median by held-out loss (the lower middle)."""
