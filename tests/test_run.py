@@ -270,3 +270,214 @@ def test_a_diverging_member_of_a_binary_task_stops_alone_and_the_run_completes(t
     assert (huge["stop_reason"] == "non_finite").all() and (huge["epochs_run"] < 6).all()
     assert (base["stop_reason"] == "max_epochs").all() and np.isfinite(base["val_loss"]).all()
     assert main(["report", str(tmp_path / "out"), "--out", str(tmp_path / "r.html")]) == 0
+
+
+CSV_EXPERIMENT = """
+name = "labels"
+seeds = 2
+[data]
+path = "data.csv"
+target = "label"
+[model]
+hidden = [8]
+[train]
+epochs = 3
+learning_rate = 0.01
+[[variant]]
+name = "baseline"
+[[variant]]
+name = "l2"
+l2 = 0.01
+[report]
+note = "first note"
+"""
+
+
+def run_cli(capsys, *args):
+    """``reglab ARGS`` in this process: (exit code, stderr)."""
+    from reglab.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def _csv_run(tmp_path, capsys):
+    g = np.random.default_rng(0)
+    x = g.normal(size=(40, 2))
+    pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "label": (x.sum(1) > 0).astype(int)}).to_csv(tmp_path / "data.csv", index=False)
+    p = tmp_path / "exp.toml"
+    p.write_text(CSV_EXPERIMENT)
+    # A tiny memory budget: one population per member, so a run has several parts.
+    assert run_cli(capsys, "run", p, "--out", tmp_path / "out", "--quiet", "--memory-mb", "0.001")[0] == 0
+    return p, tmp_path / "out"
+
+
+def _flip_labels(tmp_path):
+    frame = pd.read_csv(tmp_path / "data.csv")
+    frame["label"] = 1 - frame["label"]
+    frame.to_csv(tmp_path / "data.csv", index=False)
+
+
+def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path, capsys):
+    p, out = _csv_run(tmp_path, capsys)
+    parts = sorted((out / "parts").glob("*.json"))
+    assert len(parts) == 4
+    for part in parts[2:]:  # as if killed after two of four parts
+        part.unlink()
+    (out / "summary.csv").unlink()
+    data_before = (out / "data.parquet").read_bytes()
+    _flip_labels(tmp_path)
+    message = (
+        f"reglab: {out}: the data changed since this run started (the rows loaded now differ from the run's "
+        "data.parquet); --resume would mix results of both: choose another --out\n"
+    )
+    assert run_cli(capsys, "run", p, "--out", out, "--resume", "--quiet", "--memory-mb", "0.001") == (2, message)
+    assert (out / "data.parquet").read_bytes() == data_before and len(list((out / "parts").glob("*.json"))) == 2
+
+
+def test_a_no_op_resume_of_a_finished_run_keeps_its_data(tmp_path, capsys):
+    p, out = _csv_run(tmp_path, capsys)
+    data_before, summary_before = (out / "data.parquet").read_bytes(), (out / "summary.csv").read_text()
+    assert run_cli(capsys, "run", p, "--out", out, "--resume", "--quiet")[0] == 0  # nothing left to train
+    assert (out / "summary.csv").read_text() == summary_before
+    _flip_labels(tmp_path)
+    code, err = run_cli(capsys, "run", p, "--out", out, "--resume", "--quiet")
+    assert code == 2 and "the data changed since this run started" in err
+    assert (out / "data.parquet").read_bytes() == data_before
+
+
+def test_resume_applies_report_edits(tmp_path, capsys):
+    import tomllib
+
+    p, out = _csv_run(tmp_path, capsys)
+    p.write_text(CSV_EXPERIMENT.replace('note = "first note"', 'note = "second note"\nbaseline = "l2"'))
+    assert run_cli(capsys, "run", p, "--out", out, "--resume", "--quiet")[0] == 0
+    saved = tomllib.loads((out / "experiment.toml").read_text())
+    assert saved["report"]["note"] == "second note" and saved["report"]["baseline"] == "l2"
+    p.write_text(CSV_EXPERIMENT.replace("epochs = 3", "epochs = 4"))
+    assert run_cli(capsys, "run", p, "--out", out, "--resume", "--quiet") == (
+        2,
+        f"reglab: {out}: holds a run of a different experiment; --resume needs the same experiment file (only its [report] table may change)\n",
+    )
+
+
+def test_a_second_process_is_refused_while_a_run_holds_the_folder(tmp_path, capsys):
+    from filelock import FileLock
+
+    p, out = _csv_run(tmp_path, capsys)
+    # Another `reglab run` holding the folder: a lock held by another process (a FileLock in this one
+    # would be re-entrant).
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import filelock, time; lock = filelock.FileLock({str(out / '.reglab.lock')!r}); lock.acquire(); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        message = f"reglab: {out}: another reglab run is writing to this folder; wait for it to finish, or choose another --out\n"
+        assert run_cli(capsys, "run", p, "--out", out, "--resume", "--quiet") == (2, message)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_cli(capsys, "run", p, "--out", out, "--resume", "--quiet")[0] == 0
+
+
+def test_show_and_report_refuse_duplicate_member_rows(tmp_path, capsys):
+    _, out = _csv_run(tmp_path, capsys)
+    summary = (out / "summary.csv").read_text().splitlines()
+    (out / "summary.csv").write_text("\n".join([*summary, summary[1]]) + "\n")
+    seed = summary[1].split(",")[summary[0].split(",").index("seed")]
+    message = f"reglab: {out / 'summary.csv'}: holds member variant baseline, seed {seed} more than once (written by two processes at once?); rerun into a new --out\n"
+    for args in (["show", out], ["report", out, "--out", tmp_path / "r.html"]):
+        assert run_cli(capsys, *args) == (2, message)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_run_that_failed_before_its_first_part_is_started_over(tmp_path, monkeypatch, capsys):
+    """A crash after planning leaves a folder with no finished part: neither a plain rerun nor a
+    --resume after fixing the file may be blocked by it."""
+    import reglab.runner
+
+    p, _ = _csv_run(tmp_path, capsys)
+    out = tmp_path / "crashed"
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(reglab.runner, "run_population", crash)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_experiment(Experiment.from_file(p), out)
+    assert (out / "experiment.toml").exists() and not list(out.glob("parts/*.json"))
+    monkeypatch.undo()
+    p.write_text(CSV_EXPERIMENT.replace("epochs = 3", "epochs = 2"))  # the fixed file
+    summary = run_experiment(Experiment.from_file(p), out)
+    assert len(summary) == 4 and (summary["epochs_run"] == 2).all()
+    with pytest.raises(RuntimeError, match="boom"):
+        monkeypatch.setattr(reglab.runner, "run_population", crash)
+        run_experiment(Experiment.from_file(p), tmp_path / "again")
+    monkeypatch.undo()
+    assert len(run_experiment(Experiment.from_file(p), tmp_path / "again", resume=True)) == 4
+
+
+NAMES_EXPERIMENT = """
+name = "{name}"
+seeds = 2
+[data]
+dataset = "moons"
+params = {{n_samples = 40}}
+[model]
+hidden = [4]
+[train]
+epochs = 2
+learning_rate = 0.01
+{variants}
+"""
+
+
+def test_variant_names_are_text_end_to_end(tmp_path, capsys):
+    """Names that pandas would guess to be numbers or missing values, and names that look like
+    rich markup, stay the names that were written: in show, in the report, in the summary."""
+    names = ["1.0", "1.00", "1", "2", "NA", "None", "[/]", "[bold]x"]
+    p = tmp_path / "names.toml"
+    p.write_text(NAMES_EXPERIMENT.format(name="names", variants="".join(f'[[variant]]\nname = "{n}"\n' for n in names)))
+    assert run_cli(capsys, "run", p, "--out", tmp_path / "out", "--quiet")[0] == 0
+    from reglab.store import read_summary
+
+    summary = read_summary(tmp_path / "out")
+    assert summary["variant"].drop_duplicates().tolist() == names
+    assert summary.groupby("variant", sort=False).size().tolist() == [2] * len(names)
+    capsys.readouterr()
+    from reglab.cli import main
+
+    assert main(["show", str(tmp_path / "out")]) == 0
+    shown = capsys.readouterr().out
+    for name in names:
+        assert f"│ {name} " in shown, name
+    assert run_cli(capsys, "report", tmp_path / "out", "--out", tmp_path / "r.html")[0] == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "<td>[bold]x</td>" in page and "<td>1.00</td>" in page and "<td>NA</td>" in page
+
+
+def test_datasets_prints_its_own_brackets(capsys):
+    from reglab.cli import main
+
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "[data.params]" in out and "[generator]" in out
+
+
+def test_figure_files_from_experiment_names_stay_in_their_folder(tmp_path, capsys):
+    from reglab.report import file_stems
+
+    for name in ("../../escaped", "x" * 300):
+        folder = tmp_path / f"run{len(name)}"
+        p = tmp_path / "e.toml"
+        p.write_text(NAMES_EXPERIMENT.format(name=name, variants='[[variant]]\nname = "baseline"\n'))
+        assert run_cli(capsys, "run", p, "--out", folder, "--quiet")[0] == 0
+        figures = tmp_path / f"figures{len(name)}" / "inner"
+        assert run_cli(capsys, "report", folder, "--out", tmp_path / "r.html", "--figures", figures)[0] == 0
+        written = sorted(figures.iterdir())
+        assert written and all(f.parent == figures and len(f.name) < 100 for f in written)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".png") == []
+    assert file_stems(["a/b", "a b", ".hidden", "a/b/"]) == {"a/b": "a-b", "a b": "a-b-2", ".hidden": "hidden", "a/b/": "a-b-3"}

@@ -110,11 +110,17 @@ def run_experiments(
     report section), ``{folder: then(folder)}``, computed on the workers as each folder completes."""
     workers = workers or min(os.cpu_count() or 1, 4)
     plans = [make_plan(e, memory_budget_mb) for e, _ in runs]  # every input error before any file
-    folders = []
-    for (experiment, out), plan in zip(runs, plans):
-        folder = RunFolder.open(out, experiment, resume=False)
-        folder.write_data(plan)
-        folders.append(folder)
+    folders = []  # opened (and locked) by this process for the workers, which only add parts
+    try:
+        for (experiment, out), plan in zip(runs, plans):
+            folders.append(RunFolder.open(out, experiment, resume=False, plan=plan))
+        return _train_all(runs, plans, folders, workers, memory_budget_mb, device, progress, then)
+    finally:
+        for folder in folders:
+            folder.close()
+
+
+def _train_all(runs, plans, folders, workers, memory_budget_mb, device, progress, then):
     jobs = make_jobs(plans, workers)
     update = progress(jobs) if progress else None
     left = {i: sum(j.run == i for j in jobs) for i in range(len(runs))}

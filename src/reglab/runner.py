@@ -166,13 +166,12 @@ def run_experiment(
 ) -> pd.DataFrame:
     """Train every member not already in ``out`` and assemble the summary; returns it."""
     full = make_plan(experiment, memory_budget_mb)  # before any file is written: bad data fails here
-    folder = RunFolder.open(out, experiment, resume)
-    folder.write_data(full)
-    finished = folder.finished_keys()
-    todo = {m.key for m in full.members} - finished
-    plan = make_plan(experiment, memory_budget_mb, only=todo) if finished else full
-    for number, population in enumerate(plan.populations, start=1):
-        callback = progress(number, len(plan.populations), len(population.members), population.epochs) if progress else None
-        rows, history, weights = run_population(plan, population, device, callback)
-        folder.write_part(f"part-{population.members[0].id:06d}", rows, history, weights)
-    return folder.finalize([m.key for m in full.members])
+    with RunFolder.open(out, experiment, resume, full) as folder:  # locked until the summary is written
+        finished = folder.finished_keys()
+        todo = {m.key for m in full.members} - finished
+        plan = make_plan(experiment, memory_budget_mb, only=todo) if finished else full
+        for number, population in enumerate(plan.populations, start=1):
+            callback = progress(number, len(plan.populations), len(population.members), population.epochs) if progress else None
+            rows, history, weights = run_population(plan, population, device, callback)
+            folder.write_part(f"part-{population.members[0].id:06d}", rows, history, weights)
+        return folder.finalize([m.key for m in full.members])
