@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from .errors import UserError
 
@@ -154,7 +156,8 @@ def show(args) -> int:
 
     summary = read_summary(args.run_folder)
     metrics = [c for c in summary.columns if c.split("_", 1)[0] in ("train", "val", "test")]
-    table = Table(title=f"{args.run_folder}: mean ± 95 % CI across seeds")
+    # Names and paths are the user's text: printed as written, never read as rich markup.
+    table = Table(title=escape(f"{args.run_folder}: mean ± 95 % CI across seeds"))
     table.add_column("variant")
     table.add_column("n", justify="right")
     for c in metrics:
@@ -164,7 +167,7 @@ def show(args) -> int:
     for variant, rows in summary.groupby("variant", sort=False):
         reasons = rows["stop_reason"].value_counts()
         table.add_row(
-            str(variant),
+            Text(str(variant)),
             str(len(rows)),
             *[format_mean_ci(rows[c].to_numpy()) for c in metrics],
             f"{np.mean(rows['epochs_run']):.0f}",
@@ -177,14 +180,14 @@ def show(args) -> int:
 def datasets(args) -> int:
     from .data import BUILTINS, GENERATORS, load_builtin
 
-    table = Table(title="built-in datasets (generators take parameters in [data.params])")
+    table = Table(title=escape("built-in datasets (generators take parameters in [data.params])"))
     for col in ("name", "rows", "features", "task", "description"):
         table.add_column(col)
     for name in BUILTINS:
         d = load_builtin(name)
         task = d.task if d.task == "regression" else f"{d.task} ({d.n_classes} classes)"
         description = d.description + (" [generator]" if name in GENERATORS else "")
-        table.add_row(name, str(len(d.X)), str(d.X.shape[1]), task, description)
+        table.add_row(name, str(len(d.X)), str(d.X.shape[1]), task, Text(description))
     Console(width=160).print(table)
     return 0
 

@@ -181,8 +181,24 @@ def write_report(
     text = render(runs, sections, title)
     atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     if figures is not None:
+        stems = file_stems(names)
         for run, body in zip(runs, sections):
             for alt, data in re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', body):
                 png = base64.b64decode(data)
-                atomic_write(Path(figures) / f"{run.name}-{alt.replace(' ', '-')}.png", lambda tmp, png=png: tmp.write_bytes(png))
+                atomic_write(Path(figures) / f"{stems[run.name]}-{alt.replace(' ', '-')}.png", lambda tmp, png=png: tmp.write_bytes(png))
+    return out
+
+
+def file_stems(names: list[str], limit: int = 60) -> dict[str, str]:
+    """A file-name stem for each experiment name: letters, digits, ``.``, ``_`` and ``-`` only (so
+    it never leaves its folder: no ``/``, no leading dot), at most ``limit`` characters, and
+    unique (``-2``, ``-3``... where two names give the same stem)."""
+    out: dict[str, str] = {}
+    for name in names:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:limit].strip(".-") or "experiment"
+        unique, n = stem, 1
+        while unique in out.values():
+            n += 1
+            unique = f"{stem}-{n}"
+        out[name] = unique
     return out
