@@ -1,7 +1,10 @@
 import subprocess
 import sys
 
+import pytest
+
 import reglab
+from reglab.cli import main
 
 
 def run(*args):
@@ -28,3 +31,18 @@ def test_no_command_is_a_usage_error():
     out = run()
     assert out.returncode == 2
     assert "usage: reglab" in out.stderr
+
+
+@pytest.mark.parametrize("args, seeds", [(["--quick"], 3), (["--quick", "--seeds", "20"], 20), ([], 20), (["--seeds", "5"], 5)])
+def test_demo_seeds_are_what_the_words_say(monkeypatch, tmp_path, args, seeds):
+    import reglab.demo
+
+    seen = {}
+
+    def fake(out, seeds, quick, **kwargs):
+        seen.update(seeds=seeds, quick=quick)
+        return tmp_path / "report.html"
+
+    monkeypatch.setattr(reglab.demo, "run_demo", fake)
+    assert main(["demo", "--quiet", "--out", str(tmp_path / "d"), *args]) == 0
+    assert seen == {"seeds": seeds, "quick": "--quick" in args}

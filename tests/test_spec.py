@@ -173,7 +173,7 @@ restore_best_weights = true
     assert set(kinds) == {"Dropout", "WeightDecay", "MaxNorm", "ProximalL1", "GaussianNoise", "GaussianDropout", "Prechelt"}
     assert kinds["MaxNorm"].max_norm == (2.0, 3.0) and kinds["WeightDecay"].biases is True
     assert kinds["GaussianNoise"].input_stddev == 0.05 and kinds["Prechelt"].criterion == "PQ"
-    sweep = load(BASE + '[sweep]\n"prechelt.alpha" = [0.5, 1.0]\nweight_decay = [0.0, 0.01]\n', tmp_path)
+    sweep = load(BASE + '[[variant]]\nname = "p"\n[variant.prechelt]\n[sweep]\n"prechelt.alpha" = [0.5, 1.0]\nweight_decay = [0.0, 0.01]\n', tmp_path)
     assert [(v.prechelt.alpha, v.weight_decay) for v in sweep.spec.variant] == [(0.5, 0.0), (0.5, 0.01), (1.0, 0.0), (1.0, 0.01)]
 
 
@@ -186,7 +186,11 @@ restore_best_weights = true
         ("weight_decay = -1", "variant[0].weight_decay: must be a number >= 0, got -1"),
         ("gaussian_dropout = 1.5", "variant[0].gaussian_dropout: must be a number in [0, 1), got 1.5"),
         ("input_noise = -2", "variant[0].input_noise: must be a number >= 0, got -2"),
-        ("mc_dropout = 10", "variant[0].mc_dropout: needs dropout or gaussian_dropout in the same variant (MC dropout samples them)"),
+        (
+            "mc_dropout = 10",
+            "variant[0].mc_dropout: needs a dropout or gaussian_dropout rate > 0 in the same variant (MC dropout samples them), "
+            "got dropout = 0.0, gaussian_dropout = 0.0",
+        ),
         ("dropout = 0.1\nmc_dropout = -1", "variant[0].mc_dropout: must be a number of passes in [0, 10000] (0: off), got -1"),
         ('[variant.prechelt]\ncriterion = "XY"', "variant[0].prechelt.criterion: must be one of 'GL', 'PQ', 'UP', got 'XY'"),
         ("[variant.prechelt]\nalpha = 0", "variant[0].prechelt.alpha: must be a number > 0, got 0.0"),
@@ -195,3 +199,44 @@ restore_best_weights = true
 )
 def test_technique_errors(tmp_path, variant, message):
     assert error(BASE + '[model]\nhidden = [8, 8]\n[[variant]]\nname = "v"\n' + variant + "\n", tmp_path) == "e.toml: " + message
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            '[[variant]]\nname = "m"\nmomentum = 0.9\n',
+            'e.toml: variant[0].momentum: only applies with optimizer = "sgd", got momentum = 0.9 with optimizer = "adam"',
+        ),
+        (
+            '[[variant]]\nname = "n"\nnesterov = true\n',
+            'e.toml: variant[0].nesterov: only applies with optimizer = "sgd", got nesterov = true with optimizer = "adam"',
+        ),
+        (
+            '[[variant]]\nname = "d"\ndropout = [0.0, 0.0]\nmc_dropout = 5\n',
+            "e.toml: variant[0].mc_dropout: needs a dropout or gaussian_dropout rate > 0 in the same variant (MC dropout samples them), "
+            "got dropout = [0.0, 0.0], gaussian_dropout = 0.0",
+        ),
+        (
+            '[[variant]]\nname = "b"\n[sweep]\n"early_stopping.patience" = [5, 10]\n',
+            "e.toml: sweep.early_stopping.patience: no variant has a [variant.early_stopping] table to sweep; add one to the variants it should vary",
+        ),
+    ],
+    ids=["momentum-under-adam", "nesterov-under-adam", "mc-dropout-without-dropout", "sweep-a-table-nobody-has"],
+)
+def test_settings_that_would_do_nothing_are_refused(tmp_path, extra, message):
+    assert error(BASE + extra, tmp_path) == message
+
+
+def test_train_momentum_under_adam_is_refused_and_under_sgd_accepted(tmp_path):
+    text = BASE.replace("[train]\n", "[train]\nmomentum = 0.5\n")
+    assert error(text, tmp_path) == 'e.toml: train.momentum: only applies with optimizer = "sgd", got momentum = 0.5 with optimizer = "adam"'
+    assert load(text.replace("[train]\n", '[train]\noptimizer = "sgd"\n'), tmp_path).optimizer().momentum == 0.5
+    variant = '[[variant]]\nname = "s"\noptimizer = "sgd"\nmomentum = 0.9\n'
+    assert load(BASE + variant, tmp_path).optimizer(load(BASE + variant, tmp_path).spec.variant[0]).momentum == 0.9
+
+
+def test_sweeping_a_table_parameter_leaves_variants_without_the_table_alone(tmp_path):
+    e = load(BASE + '[[variant]]\nname = "baseline"\n[[variant]]\nname = "es"\n[variant.early_stopping]\npatience = 1\n[sweep]\n"early_stopping.patience" = [5, 10]\n', tmp_path)
+    assert [v.name for v in e.spec.variant] == ["baseline", "es early_stopping.patience=5", "es early_stopping.patience=10"]
+    assert e.spec.variant[0].early_stopping is None

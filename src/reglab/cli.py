@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser("demo", help="the four origin notebooks over many seeds, and their report")
     demo.add_argument("--out", default="reglab-demo", help="folder for the run folders and report.html (default: reglab-demo)")
-    demo.add_argument("--seeds", type=int, default=20, help="seeds per variant (default 20)")
+    demo.add_argument("--seeds", type=int, default=None, help="seeds per variant (default 20; 3 with --quick)")
     demo.add_argument("--quick", action="store_true", help="3 seeds (unless --seeds), a tenth of the epochs: a smoke test")
     demo.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core, at most 4)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -42,7 +42,7 @@ def demo(args) -> int:
 
     from .demo import run_demo
 
-    seeds = args.seeds if args.seeds != 20 or not args.quick else 3
+    seeds = args.seeds if args.seeds is not None else (3 if args.quick else 20)
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers: must be an integer >= 1, got {args.workers}")
     bars = None if args.quiet else JobBars()

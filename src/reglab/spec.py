@@ -222,6 +222,14 @@ SWEEPABLE = (
 )
 
 
+def _any_positive(value) -> bool:
+    return any(x > 0 for x in (value if isinstance(value, list) else [value]))
+
+
+def _toml(value) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else f"{value:g}"
+
+
 def _table_field(key: str) -> tuple[str, str] | None:
     """``("early_stopping", "patience")`` for ``"early_stopping.patience"``; None for other keys."""
     table, _, field = key.partition(".")
@@ -249,7 +257,7 @@ def _apply(variant: VariantSpec, key: str, value) -> VariantSpec:
     nested = _table_field(key)
     if nested:
         table, field = nested
-        base = getattr(variant, table) or TABLES[table]()
+        base = getattr(variant, table)
         return variant.model_copy(update={table: base.model_copy(update={field: value})})
     return variant.model_copy(update={key: value})
 
@@ -262,10 +270,21 @@ def expand_sweep(spec: ExperimentSpec) -> list[VariantSpec]:
         if not is_parameter(key):
             allowed = ", ".join([*SWEEPABLE, "early_stopping.<parameter>", "prechelt.<parameter>"])
             raise UserError(f"sweep.{key}: not a sweepable parameter; sweepable: {allowed}")
-    grids = [[(k, v) for v in _sweep_values(k, value)] for k, value in spec.sweep.items()]
+    grids = {k: [(k, v) for v in _sweep_values(k, value)] for k, value in spec.sweep.items()}
+    for key in grids:
+        nested = _table_field(key)
+        if nested and not any(getattr(v, nested[0]) is not None for v in spec.variant):
+            raise UserError(f"sweep.{key}: no variant has a [variant.{nested[0]}] table to sweep; add one to the variants it should vary")
     out = []
     for variant in spec.variant:
-        for point in itertools.product(*grids):
+        # A table's parameter varies only the variants that have the table: sweeping
+        # early_stopping.patience gives the baseline no early stopping. A variant that no key
+        # applies to stays as it is, once.
+        applies = [k for k in grids if not _table_field(k) or getattr(variant, _table_field(k)[0]) is not None]
+        if not applies:
+            out.append(variant)
+            continue
+        for point in itertools.product(*(grids[k] for k in applies)):
             v = variant
             for key, value in point:
                 v = _apply(v, key, value)
@@ -401,8 +420,18 @@ class Experiment:
                     raise UserError(f"variant[{i}].{field}: must be an integer >= 1, got {value}")
             if not 0 <= v.mc_dropout <= 10_000:
                 raise UserError(f"variant[{i}].mc_dropout: must be a number of passes in [0, 10000] (0: off), got {v.mc_dropout}")
-            if v.mc_dropout and v.dropout == 0 and v.gaussian_dropout == 0:
-                raise UserError(f"variant[{i}].mc_dropout: needs dropout or gaussian_dropout in the same variant (MC dropout samples them)")
+            if v.mc_dropout and not (_any_positive(v.dropout) or _any_positive(v.gaussian_dropout)):
+                raise UserError(
+                    f"variant[{i}].mc_dropout: needs a dropout or gaussian_dropout rate > 0 in the same variant (MC dropout samples them), "
+                    f"got dropout = {v.dropout}, gaussian_dropout = {v.gaussian_dropout}"
+                )
+            optimizer = v.optimizer or s.train.optimizer
+            for field in ("momentum", "nesterov"):
+                own = getattr(v, field)
+                value = own if own is not None else getattr(s.train, field)
+                if optimizer != "sgd" and value:
+                    where = f"variant[{i}].{field}" if own is not None else f"train.{field}"
+                    raise UserError(f"{where}: only applies with optimizer = \"sgd\", got {field} = {_toml(value)} with optimizer = \"{optimizer}\"")
 
         self._check_report()
 
