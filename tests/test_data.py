@@ -128,3 +128,59 @@ def test_too_few_rows_for_the_split():
         "data.validation: 0.9 of 4 rows leaves no training rows; use a fraction that keeps both"
     )
     assert error(lambda: split_indices(d, SplitSpec("kfold", folds=5), 0, fold=0)) == "data.folds: 5 folds need at least 5 rows, got 4"
+
+
+# --- integrity: no leakage, no silent guess -------------------------------------------------------
+
+
+def _table(tmp_path, text, name="d.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _error(fn):
+    with pytest.raises(UserError) as err:
+        fn()
+    return str(err.value)
+
+
+def test_the_target_is_never_a_feature(tmp_path):
+    p = _table(tmp_path, "x1,y\n1,0\n2,1\n3,0\n")
+    assert _error(lambda: load_table(p, "y", ["x1", "y"])) == "data.features[1]: is the target column 'y'; a target among the features leaks the answer"
+    assert _error(lambda: load_table(p, "y", ["x1", "x1"])) == "data.features: lists 'x1' 2 times; give each feature once"
+
+
+def test_a_repeated_header_is_an_error_not_a_renamed_copy(tmp_path):
+    p = _table(tmp_path, "x1,y,y\n1,0,0\n2,1,1\n3,0,0\n")
+    assert _error(lambda: load_table(p, "y")) == f"{p}: column 'y' appears twice in the header; give every column its own name"
+
+
+@pytest.mark.parametrize("cell", ["NA", "", "nan", "None", "null"])
+def test_a_missing_target_is_an_error_never_a_class(tmp_path, cell):
+    p = _table(tmp_path, f"x1,y\n1,0\n2,1\n3,{cell}\n4,1\n")
+    assert _error(lambda: load_table(p, "y")) == f"{p}: line 4, column 'y': missing target value {cell!r}; every row needs a target"
+
+
+def test_a_datetime_column_is_not_a_number(tmp_path):
+    p = tmp_path / "d.parquet"
+    pd.DataFrame({"when": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]), "x": [1.0, 2.0, 3.0], "y": [0, 1, 0]}).to_parquet(p)
+    message = f"{p}: column 'when' holds dates or times; features must be numbers (convert it, or leave it out of data.features)"
+    assert _error(lambda: load_table(p, "y")) == message
+    assert load_table(p, "y", ["x"]).X.shape == (3, 1)
+
+
+@pytest.mark.parametrize(
+    "values, task, reason",
+    [
+        (list(range(15)) * 2, "multiclass", "inferred: target 'y' holds integers with 15 distinct values (at most 20: classes); set data.task = \"regression\" to predict them as numbers"),
+        (list(range(25)) * 2, "regression", "inferred: target 'y' holds integers with 25 distinct values (more than 20)"),
+        ([0.5, 1.5] * 10, "regression", "inferred: target 'y' holds non-integer numbers"),
+        (["cat", "dog"] * 10, "binary", "inferred: target 'y' holds text"),
+    ],
+)
+def test_the_task_rule_says_why(tmp_path, values, task, reason):
+    p = _table(tmp_path, "x1,y\n" + "".join(f"{i},{v}\n" for i, v in enumerate(values)))
+    d = load_table(p, "y")
+    assert (d.task, d.task_reason) == (task, reason)
+    assert load_table(p, "y", task="regression").task_reason == "data.task = 'regression'" if task != "binary" else True

@@ -481,3 +481,23 @@ def test_figure_files_from_experiment_names_stay_in_their_folder(tmp_path, capsy
         assert written and all(f.parent == figures and len(f.name) < 100 for f in written)
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".png") == []
     assert file_stems(["a/b", "a b", ".hidden", "a/b/"]) == {"a/b": "a-b", "a b": "a-b-2", ".hidden": "hidden", "a/b/": "a-b-3"}
+
+
+def test_a_feature_named_y_is_kept_and_validate_says_which_task_and_why(tmp_path, capsys):
+    g = np.random.default_rng(1)
+    frame = pd.DataFrame({"y": g.normal(size=30), "x2": g.normal(size=30), "label": g.integers(0, 3, size=30)})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    p = tmp_path / "e.toml"
+    p.write_text('name = "e"\nseeds = 2\n[data]\npath = "d.csv"\ntarget = "label"\n[model]\nhidden = [4]\n[train]\nepochs = 2\n')
+    from reglab.cli import main
+
+    capsys.readouterr()
+    assert main(["validate", str(p)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "task: multiclass (inferred: target 'label' holds integers with 3 distinct values (at most 20: classes); set data.task = \"regression\" to predict them as numbers)"
+    assert run_cli(capsys, "run", p, "--out", tmp_path / "out", "--quiet")[0] == 0
+    stored = pd.read_parquet(tmp_path / "out" / "data.parquet")
+    np.testing.assert_allclose(stored["y"], frame["y"])  # the feature, not the target
+    from reglab.report import RunData
+
+    np.testing.assert_array_equal(RunData.load(tmp_path / "out").y, frame["label"])

@@ -203,4 +203,6 @@ def validate(args) -> int:
         f"{len(plan.members)} networks in {len(plan.populations)} population(s); "
         f"data {plan.data.name} ({len(plan.data.X)} rows, {plan.arch.task})"
     )
+    if plan.data.task_reason:
+        print(f"task: {plan.arch.task} ({plan.data.task_reason})")
     return 0

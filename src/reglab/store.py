@@ -193,8 +193,12 @@ class RunFolder:
     def write_data(self, plan) -> None:
         """The rows and splits the members train on, so the report needs nothing outside the folder."""
         data = plan.data
-        frame = pd.DataFrame(data.X, columns=[str(c) for c in data.feature_names]).assign(y=data.y)
-        meta = {"name": data.name, "task": data.task, "features": [str(c) for c in data.feature_names], "classes": [str(c) for c in data.classes]}
+        features = [str(c) for c in data.feature_names]
+        target = "y"  # the target's column, named so that no feature (one may be called "y") is overwritten
+        while target in features:
+            target = "_" + target
+        frame = pd.DataFrame(data.X, columns=features).assign(**{target: data.y})
+        meta = {"name": data.name, "task": data.task, "features": features, "classes": [str(c) for c in data.classes], "target": target}
         seen, splits = set(), []
         for m in plan.members:
             fold = -1 if m.fold is None else m.fold

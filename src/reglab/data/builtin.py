@@ -32,6 +32,7 @@ class Dataset:
     classes: list = field(default_factory=list)
     fixed: dict[str, np.ndarray] | None = None
     description: str = ""
+    task_reason: str = ""  # why this task, where it was inferred from the target's values
 
     @property
     def n_classes(self) -> int:

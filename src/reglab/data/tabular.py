@@ -11,11 +11,15 @@ from ..errors import UserError
 from .builtin import Dataset, classification, regression
 
 MAX_CLASSES_INFERRED = 20
+# Target cells that mean "no value": an error, never a class of their own.
+MISSING = {"", "na", "n/a", "nan", "none", "null", "<na>"}
 
 
 def _read(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise UserError(f"data.path: file not found: {path}")
+    if path.suffix.lower() == ".csv":
+        _check_header(path)
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
@@ -26,6 +30,24 @@ def _read(path: Path) -> pd.DataFrame:
     raise UserError(f"data.path: must be a .csv or .parquet file, got {path.name}")
 
 
+def _check_header(path: Path) -> None:
+    """pandas renames a repeated column ("y", "y.1"), which would turn a copy of the target into a
+    feature: a repeated name is an error instead."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    _check_unique(path, header)
+
+
+def _check_unique(path: Path, columns: list[str]) -> None:
+    seen = set()
+    for c in columns:
+        if c in seen:
+            raise UserError(f"{path}: column {c!r} appears twice in the header; give every column its own name")
+        seen.add(c)
+
+
 def _where(path: Path, i: int) -> str:
     # CSV: the header is line 1, so data row i (0-based) is on line i + 2. Parquet: row i + 1.
     return f"line {i + 2}" if path.suffix.lower() == ".csv" else f"row {i + 1}"
@@ -33,6 +55,8 @@ def _where(path: Path, i: int) -> str:
 
 def _numeric(path: Path, df: pd.DataFrame, column: str) -> np.ndarray:
     raw = df[column]
+    if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_timedelta64_dtype(raw) or isinstance(raw.dtype, pd.PeriodDtype):
+        raise UserError(f"{path}: column {column!r} holds dates or times; features must be numbers (convert it, or leave it out of data.features)")
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -62,9 +86,18 @@ def load_table(
     path = Path(path)
     df = _read(path)
     columns = [str(c) for c in df.columns]
+    _check_unique(path, columns)
     df.columns = columns
     if target not in columns:
         raise UserError(f"{path}: no target column {target!r}; columns are " + ", ".join(columns))
+    if features:
+        for i, c in enumerate(features):
+            if c == target:
+                raise UserError(f"data.features[{i}]: is the target column {target!r}; a target among the features leaks the answer")
+            if c in exclude:
+                raise UserError(f"data.features[{i}]: is the split column {c!r}; it says where a row goes, it is not a feature")
+            if features.count(c) > 1:
+                raise UserError(f"data.features: lists {c!r} {features.count(c)} times; give each feature once")
     features = features or [c for c in columns if c != target and c not in exclude]
     for c in features:
         if c not in columns:
@@ -75,22 +108,36 @@ def load_table(
 
     labels = df[target]
     text = labels.astype(str).str.strip()
-    missing = (text == "") | labels.isna().to_numpy()
+    missing = text.str.lower().isin(MISSING).to_numpy() | labels.isna().to_numpy()
     if missing.any():
         i = int(np.flatnonzero(missing)[0])
-        raise UserError(f"{path}: {_where(path, i)}, column {target!r}: missing target value")
+        raise UserError(f"{path}: {_where(path, i)}, column {target!r}: missing target value {text.iloc[i]!r}; every row needs a target")
     numeric = pd.to_numeric(text, errors="coerce")
-    if task == "auto":
-        is_int = numeric.notna().all() and np.all(np.mod(numeric.to_numpy(dtype=float), 1) == 0)
-        if numeric.isna().any() or (is_int and numeric.nunique() <= MAX_CLASSES_INFERRED):
-            task = "classification"
-        else:
-            task = "regression"
+    task, reason = infer_task(task, numeric, target)
     if task == "regression":
         y = _numeric(path, df.assign(**{target: text}), target)
-        return regression(path.stem, X, y, features, description=f"{path.name}, target {target!r}")
+        return regression(path.stem, X, y, features, description=f"{path.name}, target {target!r}", task_reason=reason)
     values = numeric.to_numpy() if numeric.notna().all() else text.to_numpy()
     if len(np.unique(values)) < 2 and not single_class_ok:
         only = values[0].item() if hasattr(values[0], "item") else values[0]
         raise UserError(f"{path}: column {target!r} has a single class ({only!r}); classification needs at least two")
-    return classification(path.stem, X, values, features, description=f"{path.name}, target {target!r}")
+    return classification(path.stem, X, values, features, description=f"{path.name}, target {target!r}", task_reason=reason)
+
+
+def infer_task(task: str, numeric: pd.Series, target: str) -> tuple[str, str]:
+    """``data.task`` as given, or with ``auto`` the rule: classification when the target holds
+    text, or integers with at most MAX_CLASSES_INFERRED distinct values; regression otherwise.
+    Returns the task and why."""
+    if task != "auto":
+        return task, f"data.task = {task!r}"
+    if numeric.isna().any():
+        return "classification", f"inferred: target {target!r} holds text"
+    distinct = numeric.nunique()
+    if np.all(np.mod(numeric.to_numpy(dtype=float), 1) == 0):
+        if distinct <= MAX_CLASSES_INFERRED:
+            return "classification", (
+                f"inferred: target {target!r} holds integers with {distinct} distinct values (at most {MAX_CLASSES_INFERRED}: classes); "
+                'set data.task = "regression" to predict them as numbers'
+            )
+        return "regression", f"inferred: target {target!r} holds integers with {distinct} distinct values (more than {MAX_CLASSES_INFERRED})"
+    return "regression", f"inferred: target {target!r} holds non-integer numbers"

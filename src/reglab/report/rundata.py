@@ -55,7 +55,7 @@ class RunData:
             summary=summary,
             history=pd.read_parquet(p / "history.parquet"),
             X=data[meta["features"]].to_numpy(float),
-            y=data["y"].to_numpy(),
+            y=data[meta.get("target", "y")].to_numpy(),
             meta=meta,
             splits=pd.read_parquet(p / "splits.parquet"),
         )
