@@ -116,8 +116,45 @@ def bytes_per_member(arch: Architecture, rows: dict[str, np.ndarray], batch_size
     return 4 * (state + activations + data)
 
 
+# Fields of an experiment file: a planning error that starts with one gets the file's name in front.
+_FIELDS = ("data", "model", "train", "variant", "sweep", "report", "seeds")
+
+
 def make_plan(experiment: Experiment, memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB, only: set[str] | None = None) -> Plan:
-    """All members (or those whose key is in ``only``), grouped and chunked."""
+    """All members (or those whose key is in ``only``), grouped and chunked. Everything training
+    would refuse is refused here, so ``reglab validate`` (which plans) rejects what ``run`` would."""
+    try:
+        return _make_plan(experiment, memory_budget_mb, only)
+    except UserError as err:
+        text = str(err)
+        if text.startswith(_FIELDS):
+            raise UserError(f"{experiment.source}: {text}") from None
+        raise
+
+
+def _check_against_data(experiment: Experiment, arch: Architecture, rows: dict[str, np.ndarray]) -> None:
+    """What only the data decides: the metrics a stopping rule may monitor, and the summary
+    columns a [report] reference may name."""
+    import torch
+
+    from .engine.losses import METRICS_FOR_TASK, make_metric
+    from .engine.pieces import stack_pieces
+
+    metrics = {"loss": "min", **{m: make_metric(m, arch.task).direction for m in METRICS_FOR_TASK[arch.task]}}
+    logs = {prefix + name: direction for prefix in ("", "val_") for name, direction in metrics.items()}  # runs always validate
+    for i, variant in enumerate(experiment.spec.variant):
+        try:
+            stack_pieces([experiment.techniques(variant)], arch, torch.device("cpu"), logs)
+        except ValueError as err:
+            raise UserError(f"variant[{i}].{err}") from None
+    columns = [f"{split}_{metric}" for split in rows for metric in metrics]
+    for variant, values in experiment.spec.report.reference.items():
+        for column in values:
+            if column not in columns:
+                raise UserError(f"report.reference.{variant!r}.{column}: this experiment's summary has no such column; it has {', '.join(columns)}")
+
+
+def _make_plan(experiment: Experiment, memory_budget_mb: float, only: set[str] | None) -> Plan:
     data, test_rows = load_data(experiment)
     arch = architecture(experiment, data)
     splits = split_spec(experiment, data)
@@ -141,6 +178,7 @@ def make_plan(experiment: Experiment, memory_budget_mb: float = DEFAULT_MEMORY_B
                         optimizer=experiment.optimizer(variant),
                     )
                 )
+    _check_against_data(experiment, arch, members[0].rows)
     todo = [m for m in members if only is None or m.key in only]
     groups: dict[tuple, list[MemberPlan]] = {}
     for m in todo:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import tomllib
 import typing
 from pathlib import Path
@@ -288,6 +289,10 @@ def expand_sweep(spec: ExperimentSpec) -> list[VariantSpec]:
             v = variant
             for key, value in point:
                 v = _apply(v, key, value)
+                try:  # a swept value must be what the field takes, as if written in the variant
+                    VariantSpec.model_validate(v.model_dump(warnings=False))
+                except ValidationError as err:
+                    raise UserError(f"sweep.{key}: {_describe(err.errors()[0])}") from None
             label = " ".join(f"{k}={value:g}" if isinstance(value, float) else f"{k}={value}" for k, value in point)
             name = label if variant.name == "baseline" and len(spec.variant) == 1 else f"{variant.name} {label}"
             out.append(v.model_copy(update={"name": name}))
@@ -388,6 +393,14 @@ class Experiment:
             raise UserError("data: give exactly one of dataset = \"<built-in>\" or path = \"<file>\"")
         if d.path is not None and d.target is None:
             raise UserError("data.target: is required with data.path")
+        # Settings of the other kind of data would be ignored without a word: refuse them.
+        for field in (("target", "features", "test_path", "split_column") if d.dataset is not None else ("params",)):
+            value = getattr(d, field)
+            if value not in (None, {}):
+                only = "with data.path (a built-in dataset has its own)" if d.dataset is not None else "with a built-in generator (data.dataset)"
+                raise UserError(f"data.{field}: only {only}, got {value!r}")
+        if d.dataset is not None and d.task != "auto":
+            raise UserError(f"data.task: only with data.path (a built-in dataset has its own task), got {d.task!r}")
         if not 0 < d.validation < 1:
             raise UserError(f"data.validation: must be a number in (0, 1), got {d.validation}")
         if not 0 <= d.test < 1:
@@ -402,8 +415,8 @@ class Experiment:
                 raise UserError(f"variant: names must be unique, {name!r} appears {names.count(name)} times")
         self._guard("model", lambda: Architecture(n_inputs=1, hidden=tuple(s.model.hidden), activation=s.model.activation))
         self._guard("train", lambda: self.optimizer())
-        if not s.train.learning_rate > 0:
-            raise UserError(f"train.learning_rate: must be a number > 0, got {s.train.learning_rate}")
+        if not 0 < s.train.learning_rate < math.inf:
+            raise UserError(f"train.learning_rate: must be a finite number > 0, got {s.train.learning_rate}")
         for field in ("epochs", "batch_size"):
             if getattr(s.train, field) < 1:
                 raise UserError(f"train.{field}: must be an integer >= 1, got {getattr(s.train, field)}")
@@ -412,8 +425,8 @@ class Experiment:
             shape = Architecture(n_inputs=1, hidden=tuple(s.model.hidden), activation=s.model.activation)
             self._guard(f"variant[{i}]", lambda v=v: [t.validate(shape) for t in self.techniques(v)])
             self._guard(f"variant[{i}]", lambda v=v: self.optimizer(v))
-            if v.learning_rate is not None and not v.learning_rate > 0:
-                raise UserError(f"variant[{i}].learning_rate: must be a number > 0, got {v.learning_rate}")
+            if v.learning_rate is not None and not 0 < v.learning_rate < math.inf:
+                raise UserError(f"variant[{i}].learning_rate: must be a finite number > 0, got {v.learning_rate}")
             for field in ("epochs", "batch_size"):
                 value = getattr(v, field)
                 if value is not None and value < 1:
