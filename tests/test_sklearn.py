@@ -175,3 +175,11 @@ def test_mc_predict_of_the_estimator(moons):
     reg = MLPRegressor(**FAST, dropout=0.3).fit(X, y.astype(float))
     mean, std = reg.mc_predict(X, samples=20)
     assert mean.shape == (120, 1) and (std > 0).any()
+
+
+@pytest.mark.parametrize("samples", [0, -1, 2.5, True])
+def test_mc_predict_refuses_a_bad_number_of_passes(moons, samples):
+    X, y = moons
+    clf = MLPClassifier(**dict(FAST, epochs=2), dropout=0.2).fit(X, y)
+    with pytest.raises(ValueError, match=r"^samples: must be an integer >= 1 \(the number of stochastic passes\), got "):
+        clf.mc_predict(X[:5], samples)

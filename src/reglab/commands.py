@@ -23,8 +23,8 @@ def run(args) -> int:
     experiment = Experiment.from_file(args.experiment)
     _check_device(args.device)
     budget = args.memory_mb if args.memory_mb is not None else DEFAULT_MEMORY_BUDGET_MB
-    if not budget > 0:
-        raise UserError(f"--memory-mb: must be a number > 0, got {args.memory_mb}")
+    if not 0 < budget < float("inf"):
+        raise UserError(f"--memory-mb: must be a finite number > 0, got {args.memory_mb}")
     start = time.perf_counter()
     bars = None if args.quiet else PopulationBars()
     try:

@@ -355,8 +355,12 @@ class Experiment:
         path = Path(path)
         if not path.exists():
             raise UserError(f"{path}: file not found")
+        if path.is_dir():
+            raise UserError(f"{path}: is a folder; give an experiment file (.toml)")
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as err:
+            raise UserError(f"{path}: not UTF-8 text (byte {err.start}); save the experiment file as UTF-8") from None
         except tomllib.TOMLDecodeError as err:
             raise UserError(f"{path}: not valid TOML: {err}") from None
         # Data files named in an experiment file are found next to it, wherever reglab runs from.

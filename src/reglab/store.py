@@ -245,6 +245,8 @@ class RunFolder:
 
 def read_summary(path: str | Path) -> pd.DataFrame:
     p = Path(path)
+    if not p.is_dir():
+        raise UserError(f"{p}: no such run folder" + ("" if not p.exists() else " (it is a file)"))
     summary = p / "summary.csv"
     if not summary.exists():
         if (p / "experiment.toml").exists():

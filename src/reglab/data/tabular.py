@@ -89,7 +89,13 @@ def load_table(
     _check_unique(path, columns)
     df.columns = columns
     if target not in columns:
-        raise UserError(f"{path}: no target column {target!r}; columns are " + ", ".join(columns))
+        hint = ""
+        if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
+            sep = next(sep for sep in ";\t|" if sep in columns[0])
+            hint = f" (the header looks separated by {sep!r}; reglab reads comma-separated CSV: save the file with commas)"
+        raise UserError(f"{path}: no target column {target!r}; columns are " + ", ".join(columns) + hint)
+    if len(df) == 0:
+        raise UserError(f"{path}: has a header but no rows")
     if features:
         for i, c in enumerate(features):
             if c == target:
