@@ -337,3 +337,21 @@ def test_mc_dropout_bands_use_the_members_input_scaling(tmp_path):
     mean, std = run.mc_predict(members, x)
     np.testing.assert_allclose(mean, expected[0], rtol=1e-6)
     np.testing.assert_allclose(std, expected[1], rtol=1e-5, atol=1e-7)
+
+
+def test_a_one_seed_report_does_not_print_an_empty_interval_as_a_result(tmp_path):
+    from reglab.runner import run_experiment
+    from reglab.spec import Experiment
+
+    raw = {
+        "name": "one",
+        "seeds": 1,
+        "data": {"dataset": "moons", "params": {"n_samples": 40}},
+        "model": {"hidden": [4]},
+        "train": {"epochs": 2},
+        "variant": [{"name": "baseline"}, {"name": "l2", "l2": 0.01}],
+    }
+    run_experiment(Experiment.from_dict(raw), tmp_path / "one")
+    page = write_report([tmp_path / "one"], tmp_path / "r.html").read_text()
+    assert "CI – to –" not in page
+    assert "on a single seed (no confidence interval or test with one seed)" in page

@@ -26,6 +26,8 @@ def _quantity(run: RunData) -> str:
 
 def _change(p: Paired, what: str) -> str:
     """'lowered mean test MSE by 0.011 (95 % CI 0.009–0.013, p < 0.001)' or 'left ... unchanged'."""
+    if not np.isfinite(p.low):  # one pair (one seed): a difference, but no interval and no test
+        return f"changed mean {what} by {num(p.mean, 2)} on a single seed (no confidence interval or test with one seed)"
     ci = f"95 % CI {num(abs(p.high if p.mean < 0 else p.low), 2)}–{num(abs(p.low if p.mean < 0 else p.high), 2)}"
     if not p.significant:
         return f"did not change mean {what} detectably (difference {num(p.mean, 2)}, 95 % CI {num(p.low, 2)} to {num(p.high, 2)}, {format_p(p.p)})"
