@@ -355,3 +355,25 @@ def test_a_one_seed_report_does_not_print_an_empty_interval_as_a_result(tmp_path
     page = write_report([tmp_path / "one"], tmp_path / "r.html").read_text()
     assert "CI – to –" not in page
     assert "on a single seed (no confidence interval or test with one seed)" in page
+
+
+def test_a_name_the_figure_font_lacks_does_not_flood_the_terminal(tmp_path):
+    import warnings
+
+    from reglab.runner import run_experiment
+    from reglab.spec import Experiment
+
+    raw = {
+        "name": "unicode",
+        "seeds": 2,
+        "data": {"dataset": "moons", "params": {"n_samples": 40}},
+        "model": {"hidden": [4]},
+        "train": {"epochs": 2},
+        "variant": [{"name": "基线 λ"}, {"name": "l2", "l2": 0.01}],
+    }
+    run_experiment(Experiment.from_dict(raw), tmp_path / "u")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        page = write_report([tmp_path / "u"], tmp_path / "r.html").read_text()
+    assert not [w for w in caught if "Glyph" in str(w.message)]
+    assert "<td>基线 λ</td>" in page

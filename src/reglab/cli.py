@@ -6,7 +6,7 @@
     reglab show DIR
     reglab datasets
     reglab validate EXPERIMENT.toml
-    reglab example [--seeds N] [--epochs E]
+    reglab example [--seeds N] [--epochs E] [--quiet]
     reglab --version
 
 Exit status: 0 on success, 2 for a mistake in the input (one line on stderr says which file,
@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     example = sub.add_parser("example", help="train the moons workload over many seeds and print a table")
     example.add_argument("--seeds", type=int, default=10)
     example.add_argument("--epochs", type=int, default=2000)
+    example.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 def _example(args) -> int:
     from .examples import moons
 
-    return moons.main(["--seeds", str(args.seeds), "--epochs", str(args.epochs)])
+    return moons.main(["--seeds", str(args.seeds), "--epochs", str(args.epochs), *(["--quiet"] if args.quiet else [])])
 
 
 def _command(name: str):

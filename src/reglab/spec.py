@@ -373,6 +373,10 @@ class Experiment:
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "<experiment>") -> Experiment:
+        sweep = raw.get("sweep")
+        for key, value in (sweep.items() if isinstance(sweep, dict) else ()):
+            if isinstance(value, dict) and "num" not in value:  # pydantic would only say "must be a list"
+                raise UserError(f"{source}: sweep.{key}.num: is required: a range is log = [low, high] or linear = [low, high], and num = <points>")
         try:
             spec = ExperimentSpec.model_validate(raw)
         except ValidationError as err:

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=2000)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
     X, y = make_moons(100, noise=0.25, random_state=2)
@@ -42,7 +43,17 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(args.seeds)
     ]
     start = time.perf_counter()
-    result = train(arch, members, X[:split], y[:split], validation_data=(X[split:], y[split:]), epochs=args.epochs)
+    bars = None
+    if not args.quiet:  # the same progress bar as `reglab run`, on stderr
+        from ..commands import PopulationBars
+
+        bars = PopulationBars()
+    try:
+        progress = bars(1, 1, len(members), args.epochs) if bars else None
+        result = train(arch, members, X[:split], y[:split], validation_data=(X[split:], y[split:]), epochs=args.epochs, on_epoch_end=progress)
+    finally:
+        if bars:
+            bars.close()
     elapsed = time.perf_counter() - start
     on_train = result.evaluate(X[:split], y[:split])
     on_val = result.evaluate(X[split:], y[split:])

@@ -10,6 +10,7 @@ import base64
 import html
 import re
 import time
+import warnings
 from pathlib import Path
 
 from .. import __version__
@@ -58,6 +59,15 @@ def _figure(png: str, caption: str, alt: str) -> str:
 
 def section(run: RunData) -> str:
     """One experiment's section: findings, tables, figures."""
+    with warnings.catch_warnings():
+        # A name in a script the figure font lacks (CJK, say) is drawn as boxes in the figures, once
+        # per glyph and figure; the HTML around them shows it as written. One warning would be noise,
+        # dozens flood the terminal.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+        return _section(run)
+
+
+def _section(run: RunData) -> str:
     from . import figures, findings, tables
 
     spec = run.experiment.spec
