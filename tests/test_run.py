@@ -501,3 +501,16 @@ def test_a_feature_named_y_is_kept_and_validate_says_which_task_and_why(tmp_path
     from reglab.report import RunData
 
     np.testing.assert_array_equal(RunData.load(tmp_path / "out").y, frame["label"])
+
+
+def test_show_fits_the_terminal(tmp_path, capsys, monkeypatch):
+    p = experiment(tmp_path)
+    assert run_cli(capsys, "run", p, "--out", tmp_path / "out", "--quiet")[0] == 0
+    from reglab.cli import main
+
+    monkeypatch.setenv("COLUMNS", "72")
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and max(len(line) for line in lines) <= 72
+    assert any("dropout" in line for line in lines) and any("±" in line for line in lines)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import time
 
 from rich.console import Console
@@ -156,24 +158,40 @@ def show(args) -> int:
 
     summary = read_summary(args.run_folder)
     metrics = [c for c in summary.columns if c.split("_", 1)[0] in ("train", "val", "test")]
-    # Names and paths are the user's text: printed as written, never read as rich markup.
-    table = Table(title=escape(f"{args.run_folder}: mean ± 95 % CI across seeds"))
-    table.add_column("variant")
-    table.add_column("n", justify="right")
-    for c in metrics:
-        table.add_column(c, justify="right", no_wrap=True)
-    table.add_column("epochs run", justify="right")
-    table.add_column("stop reasons")
-    for variant, rows in summary.groupby("variant", sort=False):
-        reasons = rows["stop_reason"].value_counts()
-        table.add_row(
-            Text(str(variant)),
-            str(len(rows)),
-            *[format_mean_ci(rows[c].to_numpy()) for c in metrics],
-            f"{np.mean(rows['epochs_run']):.0f}",
-            ", ".join(f"{r} {n}" for r, n in reasons.items()),
-        )
-    Console(width=max(120, 60 + 20 * len(metrics))).print(table)
+    groups = list(summary.groupby("variant", sort=False))
+    cells = {
+        "n": [str(len(rows)) for _, rows in groups],
+        **{c: [format_mean_ci(rows[c].to_numpy()) for _, rows in groups] for c in metrics},
+        "epochs run": [f"{np.mean(rows['epochs_run']):.0f}" for _, rows in groups],
+        "stop reasons": [", ".join(f"{r} {n}" for r, n in rows["stop_reason"].value_counts().items()) for _, rows in groups],
+    }
+    names = [Text(str(variant)) for variant, _ in groups]  # the user's text, never rich markup
+
+    def table(title: str, columns: list[str]) -> Table:
+        t = Table(title=escape(title))
+        t.add_column("variant", overflow="fold")
+        for c in columns:
+            t.add_column(c, justify="left" if c == "stop reasons" else "right", no_wrap=c != "stop reasons")
+        for i, name in enumerate(names):
+            t.add_row(name, *[cells[c][i] for c in columns])
+        return t
+
+    title = f"{args.run_folder}: mean ± 95 % CI across seeds"
+    wide = table(title, ["n", *metrics, "epochs run", "stop reasons"])
+    console = Console()
+    if not (console.is_terminal or "COLUMNS" in os.environ):
+        Console(width=max(120, 60 + 20 * len(metrics))).print(wide)  # piped: whole, one line per variant
+        return 0
+    natural = Console(width=10_000, file=io.StringIO()).measure(wide).maximum  # every cell on one line
+    if natural <= console.width:
+        console.print(wide)
+        return 0
+    # Too wide for the terminal: one table per split, then how training ended.
+    for split in ("train", "val", "test"):
+        columns = [c for c in metrics if c.startswith(split + "_")]
+        if columns:
+            console.print(table(f"{title} ({split})" if split == "train" else f"({split})", ["n", *columns] if split == "train" else columns))
+    console.print(table("(training)", ["epochs run", "stop reasons"]))
     return 0
 
 
