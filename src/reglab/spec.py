@@ -389,8 +389,8 @@ class Experiment:
     def _check(self) -> None:
         s = self.spec
         seeds = seeds_of(s)
-        if isinstance(s.seeds, int) and s.seeds < 1:
-            raise UserError(f"seeds: must be a count >= 1 or a list of seeds, got {s.seeds}")
+        if (isinstance(s.seeds, int) and s.seeds < 1) or s.seeds == []:
+            raise UserError(f"seeds: must be a count >= 1 or a non-empty list of seeds, got {s.seeds}")
         if len(set(seeds)) != len(seeds):
             raise UserError(f"seeds: must not repeat a seed, got {s.seeds}")
         for i, seed in enumerate(seeds):
