@@ -33,6 +33,8 @@ class KernelPenaltyPiece(Piece):
         self.coefficients = coefficients  # (K, n_layers)
         self.kind = kind  # "l1" or "l2"
         self.layers = torch.nonzero(coefficients.amax(0) > 0).flatten().tolist()
+        # Layers where some member has no penalty: its gradient term is zeroed there (see below).
+        self.partial = set(torch.nonzero((coefficients == 0).any(0)).flatten().tolist())
         self._scratch: dict[int, torch.Tensor] = {}
 
     def _buffer(self, layer: int, w: torch.Tensor) -> torch.Tensor:
@@ -72,7 +74,8 @@ class KernelPenaltyPiece(Piece):
                 buf.mul_(coefficient)
             else:
                 torch.mul(w, 2.0 * coefficient, out=buf)
-            buf.masked_fill_((coefficient == 0).expand_as(buf), 0.0)  # 0 * inf is NaN: see penalty()
+            if layer in self.partial:  # 0 * inf is NaN: see penalty()
+                buf.masked_fill_((coefficient == 0).expand_as(buf), 0.0)
             grads[2 * layer].add_(buf)
 
     def select(self, index: torch.Tensor) -> KernelPenaltyPiece:
