@@ -330,7 +330,8 @@ def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path, capsys
     _flip_labels(tmp_path)
     message = (
         f"reglab: {out}: the data changed since this run started (the rows loaded now differ from the run's "
-        "data.parquet); --resume would mix results of both: choose another --out\n"
+        "data.parquet); --resume would mix results of both: choose another --out; "
+        "or add --restart to discard this unfinished run and start over\n"
     )
     assert run_cli(capsys, "run", p, "--out", out, "--resume", "--quiet", "--memory-mb", "0.001") == (2, message)
     assert (out / "data.parquet").read_bytes() == data_before and len(list((out / "parts").glob("*.json"))) == 2
@@ -514,3 +515,33 @@ def test_show_fits_the_terminal(tmp_path, capsys, monkeypatch):
     lines = capsys.readouterr().out.splitlines()
     assert lines and max(len(line) for line in lines) <= 72
     assert any("dropout" in line for line in lines) and any("±" in line for line in lines)
+
+
+def test_an_unfinished_run_is_recognised_and_never_blocks_both_ways(tmp_path, capsys):
+    """A run that stopped after some parts: a plain rerun says what it is; after the experiment
+    file changed, --resume refuses (it would mix two experiments) and --restart starts over."""
+    p, out = _csv_run(tmp_path, capsys)
+    for part in sorted((out / "parts").glob("*.json"))[2:]:
+        part.unlink()
+    (out / "summary.csv").unlink()
+    assert run_cli(capsys, "run", p, "--out", out, "--quiet") == (
+        2,
+        f"reglab: {out}: holds an unfinished run of this experiment (2 of 4 networks trained); add --resume to finish it, or choose another --out\n",
+    )
+    p.write_text(CSV_EXPERIMENT.replace("epochs = 3", "epochs = 2"))  # the file, fixed
+    code, err = run_cli(capsys, "run", p, "--out", out, "--resume", "--quiet")
+    assert code == 2 and err.endswith("; or add --restart to discard this unfinished run and start over\n")
+    assert run_cli(capsys, "run", p, "--out", out, "--quiet") == (
+        2,
+        f"reglab: {out}: holds an unfinished run of another experiment or data (2 networks trained); add --restart to discard it and start over, or choose another --out\n",
+    )
+    assert run_cli(capsys, "run", p, "--out", out, "--restart", "--quiet")[0] == 0
+    assert (pd.read_csv(out / "summary.csv")["epochs_run"] == 2).all()
+    assert run_cli(capsys, "run", p, "--out", out, "--resume", "--restart") == (
+        2,
+        "reglab: --resume and --restart: give one (finish the run in --out, or discard it and start over)\n",
+    )
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    code, err = run_cli(capsys, "run", p, "--out", tmp_path / "mine", "--restart")
+    assert code == 2 and "--restart only discards a reglab run" in err and (tmp_path / "mine" / "notes.txt").exists()

@@ -1,7 +1,7 @@
 """The ``reglab`` command.
 
     reglab demo [--out DIR] [--seeds N] [--quick] [--workers N]
-    reglab run EXPERIMENT.toml --out DIR [--resume] [--quiet] [--device cpu] [--memory-mb 1024]
+    reglab run EXPERIMENT.toml --out DIR [--resume | --restart] [--quiet] [--device cpu] [--memory-mb 1024]
     reglab report DIR... [--out report.html] [--figures DIR]
     reglab show DIR
     reglab datasets
@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("experiment")
     run.add_argument("--out", required=True, help="the run folder (must be empty, or use --resume)")
     run.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
+    run.add_argument("--restart", action="store_true", help="discard the run in --out (a reglab run folder) and start over")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     run.add_argument("--memory-mb", type=float, default=None, help="memory budget per population chunk")

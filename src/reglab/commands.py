@@ -23,6 +23,8 @@ def run(args) -> int:
     from .spec import Experiment
 
     experiment = Experiment.from_file(args.experiment)
+    if args.resume and args.restart:
+        raise UserError("--resume and --restart: give one (finish the run in --out, or discard it and start over)")
     _check_device(args.device)
     budget = args.memory_mb if args.memory_mb is not None else DEFAULT_MEMORY_BUDGET_MB
     if not 0 < budget < float("inf"):
@@ -30,7 +32,7 @@ def run(args) -> int:
     start = time.perf_counter()
     bars = None if args.quiet else PopulationBars()
     try:
-        summary = run_experiment(experiment, args.out, resume=args.resume, memory_budget_mb=budget, device=args.device, progress=bars)
+        summary = run_experiment(experiment, args.out, resume=args.resume, restart=args.restart, memory_budget_mb=budget, device=args.device, progress=bars)
     finally:
         if bars is not None:
             bars.close()

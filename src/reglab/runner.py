@@ -160,13 +160,14 @@ def run_experiment(
     out: str | Path,
     *,
     resume: bool = False,
+    restart: bool = False,
     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     device: str = "cpu",
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Train every member not already in ``out`` and assemble the summary; returns it."""
     full = make_plan(experiment, memory_budget_mb)  # before any file is written: bad data fails here
-    with RunFolder.open(out, experiment, resume, full) as folder:  # locked until the summary is written
+    with RunFolder.open(out, experiment, resume, full, restart=restart) as folder:  # locked until the summary is written
         finished = folder.finished_keys()
         todo = {m.key for m in full.members} - finished
         plan = make_plan(experiment, memory_budget_mb, only=todo) if finished else full

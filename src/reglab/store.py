@@ -113,9 +113,10 @@ class RunFolder:
         self._lock = lock
 
     @classmethod
-    def open(cls, path: str | Path, experiment: Experiment, resume: bool, plan) -> RunFolder:
+    def open(cls, path: str | Path, experiment: Experiment, resume: bool, plan, restart: bool = False) -> RunFolder:
         """Lock the folder and make it ready to train into: a new run, a run to resume (its
-        fingerprint must match), or an unfinished run that holds no finished part (started over)."""
+        fingerprint must match), an unfinished run that holds no finished part (started over), or
+        with ``restart`` any run folder, discarded."""
         p = Path(path)
         if p.exists() and not p.is_dir():
             raise UserError(f"{p}: exists and is not a folder")
@@ -129,7 +130,7 @@ class RunFolder:
             raise UserError(f"{p}: another reglab run is writing to this folder; wait for it to finish, or choose another --out") from None
         folder = cls(p, lock)
         try:
-            folder._prepare(experiment, resume, fingerprint(experiment, plan), plan)
+            folder._prepare(experiment, resume, restart, fingerprint(experiment, plan), plan)
         except BaseException:  # refused or failed: leave the folder as it was
             folder.close()
             if created:
@@ -139,16 +140,25 @@ class RunFolder:
             raise
         return folder
 
-    def _prepare(self, experiment: Experiment, resume: bool, current: dict[str, str], plan) -> None:
+    def _prepare(self, experiment: Experiment, resume: bool, restart: bool, current: dict[str, str], plan) -> None:
         p = self.path
         contents = [c for c in p.iterdir() if c.name != LOCK_NAME]
         saved = p / "experiment.toml"
-        if contents and saved.exists() and not (p / "summary.csv").exists() and not self.finished_keys():
-            # An unfinished run that holds nothing finished (it failed or was stopped before its first
-            # part): nothing would be lost, so it starts over, whatever experiment it was.
+        if restart and contents and not saved.exists():
+            raise UserError(f"{p}: not a reglab run folder (no experiment.toml); --restart only discards a reglab run")
+        unfinished = bool(contents) and saved.exists() and not (p / "summary.csv").exists()
+        done = len(self.finished_keys()) if unfinished else 0
+        if restart or (unfinished and done == 0):
+            # Asked for, or an unfinished run that holds nothing finished (it failed or was stopped
+            # before its first part): nothing would be lost, so it starts over, whatever it was.
             self._clear()
             contents = []
         if contents and not resume:
+            if unfinished:
+                same = (p / FINGERPRINT_NAME).exists() and self._fingerprint() == current
+                if same:
+                    raise UserError(f"{p}: holds an unfinished run of this experiment ({done} of {len(plan.members)} networks trained); add --resume to finish it, or choose another --out")
+                raise UserError(f"{p}: holds an unfinished run of another experiment or data ({done} networks trained); add --restart to discard it and start over, or choose another --out")
             raise UserError(f"{p}: folder is not empty; use --resume to finish the run there, or choose another --out")
         if contents:
             if not saved.exists():
@@ -156,7 +166,8 @@ class RunFolder:
             before = self._fingerprint()
             for field in ("reglab", "experiment", "data", "splits"):
                 if before.get(field) != current[field]:
-                    raise UserError(f"{p}: " + _CHANGED[field].format(old=before.get(field), new=current[field]))
+                    hint = "; or add --restart to discard this unfinished run and start over" if unfinished else ""
+                    raise UserError(f"{p}: " + _CHANGED[field].format(old=before.get(field), new=current[field]) + hint)
             # Same experiment, data and splits: only [report] may have changed, and it applies.
             text = experiment.to_toml(versions())
             atomic_write(saved, lambda tmp: tmp.write_text(text))
