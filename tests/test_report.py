@@ -280,27 +280,34 @@ def test_every_sweepable_parameter_has_values_here():
     assert sorted(SWEEP_VALUES) == sorted(_numeric_parameters())
 
 
+def _tiny_run(tmp_path, name, variants, seeds=2, epochs=2, **extra):
+    """A small moons experiment trained into ``tmp_path / name``; returns the folder."""
+    from reglab.runner import run_experiment
+    from reglab.spec import Experiment
+
+    raw = {
+        "name": name,
+        "seeds": seeds,
+        "data": {"dataset": "moons", "params": {"n_samples": 40}},
+        "model": {"hidden": [4]},
+        "train": {"epochs": epochs, "learning_rate": 0.01},
+        "variant": variants,
+        **extra,
+    }
+    run_experiment(Experiment.from_dict(raw), tmp_path / name)
+    return tmp_path / name
+
+
 @pytest.mark.parametrize("parameter", sorted(SWEEP_VALUES))
 def test_every_sweepable_parameter_reports(tmp_path, parameter):
     """The sweep figure and its findings for a sweep over each parameter (prechelt.alpha used to
     crash the report with a KeyError)."""
     from reglab.report import figures, findings
-    from reglab.runner import run_experiment
-    from reglab.spec import Experiment
 
     values, needs = SWEEP_VALUES[parameter]
-    raw = {
-        "name": "sweep",
-        "seeds": 2,
-        "data": {"dataset": "moons", "params": {"n_samples": 40}},
-        "model": {"hidden": [4]},
-        "train": {"epochs": 3, "learning_rate": 0.01},
-        # The sweep applies to every variant; the swept one differs from the baseline in one more setting.
-        "variant": [{"name": "baseline", **needs}, {"name": "swept", ("l1" if parameter == "l2" else "l2"): 1e-4, **needs}],
-        "sweep": {parameter: values},
-    }
-    run_experiment(Experiment.from_dict(raw), tmp_path / "sweep")
-    run = RunData.load(tmp_path / "sweep")
+    # The sweep applies to every variant; the swept one differs from the baseline in one more setting.
+    variants = [{"name": "baseline", **needs}, {"name": "swept", ("l1" if parameter == "l2" else "l2"): 1e-4, **needs}]
+    run = RunData.load(_tiny_run(tmp_path, "sweep", variants, epochs=3, sweep={parameter: values}))
     lines = sweep_lines(run)
     swept = [points for _, points in lines if all(name.startswith("swept ") for _, name in points)]
     assert [[v for v, _ in points] for points in swept] == [values]
@@ -340,19 +347,8 @@ def test_mc_dropout_bands_use_the_members_input_scaling(tmp_path):
 
 
 def test_a_one_seed_report_does_not_print_an_empty_interval_as_a_result(tmp_path):
-    from reglab.runner import run_experiment
-    from reglab.spec import Experiment
-
-    raw = {
-        "name": "one",
-        "seeds": 1,
-        "data": {"dataset": "moons", "params": {"n_samples": 40}},
-        "model": {"hidden": [4]},
-        "train": {"epochs": 2},
-        "variant": [{"name": "baseline"}, {"name": "l2", "l2": 0.01}],
-    }
-    run_experiment(Experiment.from_dict(raw), tmp_path / "one")
-    page = write_report([tmp_path / "one"], tmp_path / "r.html").read_text()
+    folder = _tiny_run(tmp_path, "one", [{"name": "baseline"}, {"name": "l2", "l2": 0.01}], seeds=1)
+    page = write_report([folder], tmp_path / "r.html").read_text()
     assert "CI – to –" not in page
     assert "on a single seed (no confidence interval or test with one seed)" in page
 
@@ -360,20 +356,9 @@ def test_a_one_seed_report_does_not_print_an_empty_interval_as_a_result(tmp_path
 def test_a_name_the_figure_font_lacks_does_not_flood_the_terminal(tmp_path):
     import warnings
 
-    from reglab.runner import run_experiment
-    from reglab.spec import Experiment
-
-    raw = {
-        "name": "unicode",
-        "seeds": 2,
-        "data": {"dataset": "moons", "params": {"n_samples": 40}},
-        "model": {"hidden": [4]},
-        "train": {"epochs": 2},
-        "variant": [{"name": "基线 λ"}, {"name": "l2", "l2": 0.01}],
-    }
-    run_experiment(Experiment.from_dict(raw), tmp_path / "u")
+    folder = _tiny_run(tmp_path, "unicode", [{"name": "基线 λ"}, {"name": "l2", "l2": 0.01}])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        page = write_report([tmp_path / "u"], tmp_path / "r.html").read_text()
+        page = write_report([folder], tmp_path / "r.html").read_text()
     assert not [w for w in caught if "Glyph" in str(w.message)]
     assert "<td>基线 λ</td>" in page
