@@ -184,3 +184,8 @@ def test_the_task_rule_says_why(tmp_path, values, task, reason):
     d = load_table(p, "y")
     assert (d.task, d.task_reason) == (task, reason)
     assert load_table(p, "y", task="regression").task_reason == "data.task = 'regression'" if task != "binary" else True
+
+
+def test_missing_markers_are_labels_in_a_text_target(tmp_path):
+    p = _table(tmp_path, "x1,y\n1,none\n2,mild\n3,severe\n4,none\n5,NA\n")
+    assert load_table(p, "y").classes == ["NA", "mild", "none", "severe"]

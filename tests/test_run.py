@@ -545,3 +545,15 @@ def test_an_unfinished_run_is_recognised_and_never_blocks_both_ways(tmp_path, ca
     (tmp_path / "mine" / "notes.txt").write_text("mine")
     code, err = run_cli(capsys, "run", p, "--out", tmp_path / "mine", "--restart")
     assert code == 2 and "--restart only discards a reglab run" in err and (tmp_path / "mine" / "notes.txt").exists()
+
+
+def test_a_users_own_files_are_never_taken_for_a_run_folder(tmp_path, capsys):
+    """An --out folder that holds the user's own experiment.toml (say, `--out .`) is not an
+    unfinished run to clear: it is refused, and nothing in it is touched."""
+    p = tmp_path / "experiment.toml"
+    p.write_text(NAMES_EXPERIMENT.format(name="here", variants='[[variant]]\nname = "baseline"\n') + "# my notes\n")
+    before = p.read_text()
+    for extra in ([], ["--resume"], ["--restart"]):
+        code, err = run_cli(capsys, "run", p, "--out", tmp_path, "--quiet", *extra)
+        assert code == 2 and ("folder is not empty" in err or "not a reglab run folder" in err), err
+        assert p.read_text() == before and sorted(c.name for c in tmp_path.iterdir()) == ["experiment.toml"]

@@ -240,3 +240,12 @@ def test_sweeping_a_table_parameter_leaves_variants_without_the_table_alone(tmp_
     e = load(BASE + '[[variant]]\nname = "baseline"\n[[variant]]\nname = "es"\n[variant.early_stopping]\npatience = 1\n[sweep]\n"early_stopping.patience" = [5, 10]\n', tmp_path)
     assert [v.name for v in e.spec.variant] == ["baseline", "es early_stopping.patience=5", "es early_stopping.patience=10"]
     assert e.spec.variant[0].early_stopping is None
+
+
+def test_momentum_is_checked_against_the_optimizer_it_applies_to(tmp_path):
+    sgd = BASE.replace("[train]\n", '[train]\noptimizer = "sgd"\nmomentum = 0.9\n')
+    e = load(sgd + '[[variant]]\nname = "sgd"\n[[variant]]\nname = "adam"\noptimizer = "adam"\n', tmp_path)
+    assert e.optimizer(e.spec.variant[0]).momentum == 0.9 and e.optimizer(e.spec.variant[1]).name == "adam"
+    adam = BASE.replace("[train]\n", "[train]\nmomentum = 0.5\n")
+    e = load(adam + '[[variant]]\nname = "a"\n[[variant]]\nname = "s"\noptimizer = "sgd"\n', tmp_path)
+    assert e.optimizer(e.spec.variant[1]).momentum == 0.5

@@ -22,9 +22,9 @@ def run(args) -> int:
     from .runner import run_experiment
     from .spec import Experiment
 
-    experiment = Experiment.from_file(args.experiment)
     if args.resume and args.restart:
         raise UserError("--resume and --restart: give one (finish the run in --out, or discard it and start over)")
+    experiment = Experiment.from_file(args.experiment)
     _check_device(args.device)
     budget = args.memory_mb if args.memory_mb is not None else DEFAULT_MEMORY_BUDGET_MB
     if not 0 < budget < float("inf"):

@@ -8,6 +8,7 @@ member's result; the tests check that.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,7 +128,7 @@ def make_plan(experiment: Experiment, memory_budget_mb: float = DEFAULT_MEMORY_B
         return _make_plan(experiment, memory_budget_mb, only)
     except UserError as err:
         text = str(err)
-        if text.startswith(_FIELDS):
+        if re.match(rf"({'|'.join(_FIELDS)})[.\[:]", text):
             raise UserError(f"{experiment.source}: {text}") from None
         raise
 

@@ -423,6 +423,10 @@ class Experiment:
                 raise UserError(f"variant: names must be unique, {name!r} appears {names.count(name)} times")
         self._guard("model", lambda: Architecture(n_inputs=1, hidden=tuple(s.model.hidden), activation=s.model.activation))
         self._guard("train", lambda: self.optimizer())
+        for field in ("momentum", "nesterov"):  # [train]'s, against [train]'s optimizer (a variant may still pick sgd)
+            value = getattr(s.train, field)
+            if s.train.optimizer != "sgd" and value and not any(v.optimizer == "sgd" for v in s.variant):
+                raise UserError(f"train.{field}: only applies with optimizer = \"sgd\", got {field} = {_toml(value)} with optimizer = \"{s.train.optimizer}\"")
         if not 0 < s.train.learning_rate < math.inf:
             raise UserError(f"train.learning_rate: must be a finite number > 0, got {s.train.learning_rate}")
         for field in ("epochs", "batch_size"):
@@ -447,12 +451,10 @@ class Experiment:
                     f"got dropout = {v.dropout}, gaussian_dropout = {v.gaussian_dropout}"
                 )
             optimizer = v.optimizer or s.train.optimizer
-            for field in ("momentum", "nesterov"):
-                own = getattr(v, field)
-                value = own if own is not None else getattr(s.train, field)
+            for field in ("momentum", "nesterov"):  # a variant's own setting, against its own optimizer
+                value = getattr(v, field)
                 if optimizer != "sgd" and value:
-                    where = f"variant[{i}].{field}" if own is not None else f"train.{field}"
-                    raise UserError(f"{where}: only applies with optimizer = \"sgd\", got {field} = {_toml(value)} with optimizer = \"{optimizer}\"")
+                    raise UserError(f"variant[{i}].{field}: only applies with optimizer = \"sgd\", got {field} = {_toml(value)} with optimizer = \"{optimizer}\"")
 
         self._check_report()
 

@@ -25,6 +25,7 @@ import os
 import platform
 import shutil
 import tempfile
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -144,13 +145,16 @@ class RunFolder:
         p = self.path
         contents = [c for c in p.iterdir() if c.name != LOCK_NAME]
         saved = p / "experiment.toml"
-        if restart and contents and not saved.exists():
-            raise UserError(f"{p}: not a reglab run folder (no experiment.toml); --restart only discards a reglab run")
-        unfinished = bool(contents) and saved.exists() and not (p / "summary.csv").exists()
+        ours = self._is_run_folder()
+        if restart and contents and not ours:
+            raise UserError(f"{p}: not a reglab run folder (no experiment.toml written by reglab); --restart only discards a reglab run")
+        unfinished = bool(contents) and ours and not (p / "summary.csv").exists()
         done = len(self.finished_keys()) if unfinished else 0
-        if restart or (unfinished and done == 0):
+        only_ours = all(c.name in OWN_FILES or c.name in OWN_FOLDERS for c in contents)
+        if restart or (unfinished and done == 0 and only_ours):
             # Asked for, or an unfinished run that holds nothing finished (it failed or was stopped
-            # before its first part): nothing would be lost, so it starts over, whatever it was.
+            # before its first part): nothing would be lost, so it starts over. Only reglab's own
+            # files are removed; anything else in the folder stays.
             self._clear()
             contents = []
         if contents and not resume:
@@ -161,8 +165,8 @@ class RunFolder:
                 raise UserError(f"{p}: holds an unfinished run of another experiment or data ({done} networks trained); add --restart to discard it and start over, or choose another --out")
             raise UserError(f"{p}: folder is not empty; use --resume to finish the run there, or choose another --out")
         if contents:
-            if not saved.exists():
-                raise UserError(f"{p}: not a reglab run folder (no experiment.toml); cannot --resume into it")
+            if not ours:
+                raise UserError(f"{p}: not a reglab run folder (no experiment.toml written by reglab); cannot --resume into it")
             before = self._fingerprint()
             for field in ("reglab", "experiment", "data", "splits"):
                 if before.get(field) != current[field]:
@@ -177,6 +181,17 @@ class RunFolder:
         self.write_data(plan)
         # Last: a folder whose fingerprint is written holds everything a resume compares against.
         atomic_write(p / FINGERPRINT_NAME, lambda tmp: tmp.write_text(json.dumps(current, indent=1)))
+
+    def _is_run_folder(self) -> bool:
+        """Whether the folder holds a run reglab wrote: its resolved experiment.toml carries a
+        [reglab] table with the versions (a user's own experiment file does not)."""
+        saved = self.path / "experiment.toml"
+        if not saved.is_file():
+            return False
+        try:
+            return "version" in tomllib.loads(saved.read_text(encoding="utf-8")).get("reglab", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
+            return False
 
     def _fingerprint(self) -> dict[str, str]:
         path = self.path / FINGERPRINT_NAME

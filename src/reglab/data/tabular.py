@@ -11,8 +11,9 @@ from ..errors import UserError
 from .builtin import Dataset, classification, regression
 
 MAX_CLASSES_INFERRED = 20
-# Target cells that mean "no value": an error, never a class of their own.
-MISSING = {"", "na", "n/a", "nan", "none", "null", "<na>"}
+# Cells that mean "no value" in a column of numbers: an error, never a class of their own. In a
+# column of text labels they are labels like any other ("none" may be a severity).
+MISSING = {"na", "n/a", "nan", "none", "null", "<na>"}
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -114,7 +115,9 @@ def load_table(
 
     labels = df[target]
     text = labels.astype(str).str.strip()
-    missing = text.str.lower().isin(MISSING).to_numpy() | labels.isna().to_numpy()
+    marker = text.str.lower().isin(MISSING).to_numpy()
+    numbers = pd.to_numeric(text[~marker], errors="coerce").notna().all()
+    missing = (text == "").to_numpy() | labels.isna().to_numpy() | (marker & numbers)
     if missing.any():
         i = int(np.flatnonzero(missing)[0])
         raise UserError(f"{path}: {_where(path, i)}, column {target!r}: missing target value {text.iloc[i]!r}; every row needs a target")

@@ -157,16 +157,32 @@ def _bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> t
     never depend on how many members it trains with.
     """
     if a.shape[0] == 1:
-        return torch.bmm(a.expand(2, -1, -1), b.expand(2, -1, -1))[:1]
+        return torch.bmm(_twice(a), _twice(b))[:1]
     if out is None:
         return torch.bmm(a, b)
     return torch.bmm(a, b, out=out)
 
 
+def _twice(t: torch.Tensor) -> torch.Tensor:
+    """A batch of two copies of the one matrix in ``t``, laid out exactly as ``t`` is (strides of
+    size-1 dimensions included): BLAS picks its kernel from the layout, and a transposed or a
+    one-row operand rounds differently from its contiguous copy."""
+    inner = t.stride()[1:]
+    span = 1 + sum((size - 1) * stride for size, stride in zip(t.shape[1:], inner))
+    out = torch.empty_strided((2, *t.shape[1:]), (span, *inner), dtype=t.dtype, device=t.device)
+    out[0].copy_(t[0])
+    out[1].copy_(t[0])
+    return out
+
+
 class _Dense(torch.autograd.Function):
-    """``h @ W + b`` with the gradient autograd would compute (same operations, same bits), but
-    the kernel's gradient written into a buffer that lives across steps: allocating a fresh
-    (K, fan_in, fan_out) tensor every step costs more than the matrix product on a CPU."""
+    """``h @ W + b`` with the gradient autograd would compute (the same products), but the backward
+    products go through ``_bmm`` too. Autograd's own backward of a population of one sees the
+    gradient in the layout of ``_bmm``'s slice, a larger population in the layout the layer above
+    produced (a one-unit head gives a strided one), and BLAS rounds differently by layout: a
+    member's gradients depended on how many members it trained with (found by the generated suite). With ``buffers`` the kernel's
+    gradient is written into a buffer that lives across steps: allocating a fresh (K, fan_in,
+    fan_out) tensor every step costs more than the matrix product on a CPU."""
 
     @staticmethod
     def forward(ctx, h, W, b, buffers, layer):
@@ -180,7 +196,8 @@ class _Dense(torch.autograd.Function):
         grad_h = _bmm(grad, W.transpose(1, 2)) if ctx.needs_input_grad[0] else None
         grad_W = None
         if ctx.needs_input_grad[1]:
-            grad_W = _bmm(h.transpose(1, 2), grad, out=ctx.buffers.get(ctx.layer, W))
+            out = ctx.buffers.get(ctx.layer, W) if ctx.buffers is not None else None
+            grad_W = _bmm(h.transpose(1, 2), grad, out=out)
         grad_b = grad.sum(1) if ctx.needs_input_grad[2] else None
         return grad_h, grad_W, grad_b, None, None
 
@@ -213,7 +230,7 @@ BUFFERED_MIN_ELEMENTS = 1 << 16
 
 
 def dense(
-    h: torch.Tensor, W: torch.Tensor, b: torch.Tensor, buffers: GradientBuffers | None = None, layer: int = 0
+    h: torch.Tensor, W: torch.Tensor, b: torch.Tensor, buffers: GradientBuffers | None = None, layer: int | None = None
 ) -> torch.Tensor:
     """``h @ W + b`` per member, in Keras's order (matmul, then bias)."""
     if W.shape[-1] == 1:
@@ -221,8 +238,11 @@ def dense(
         # (B, H) @ (H, 1) shapes at ~1.5 GFLOP/s, forward and in both gradients; multiplying and
         # summing each row is 4-7x faster. Each member's rows are summed alone, whatever K is.
         return (h * W.transpose(-1, -2)).sum(-1, keepdim=True) + b.unsqueeze(1)
-    if buffers is not None and W.requires_grad and torch.is_grad_enabled() and W.numel() >= BUFFERED_MIN_ELEMENTS:
-        return _Dense.apply(h, W, b, buffers, layer)
+    if torch.is_grad_enabled() and (h.requires_grad or W.requires_grad):
+        buffered = buffers is not None and W.requires_grad and W.numel() >= BUFFERED_MIN_ELEMENTS
+        if buffered and layer is None:  # the buffer is the layer's own: without its index two kernels would share one
+            raise ValueError("dense: a layer index is needed with gradient buffers")
+        return _Dense.apply(h, W, b, buffers if buffered else None, layer)
     return _bmm(h, W) + b.unsqueeze(1)
 
 
