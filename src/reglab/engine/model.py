@@ -156,11 +156,33 @@ def _bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> t
     one is therefore computed as a population of two (the member twice), so that a member's bits
     never depend on how many members it trains with.
     """
+    a, b = _canonical(a), _canonical(b)
     if a.shape[0] == 1:
         return torch.bmm(_twice(a), _twice(b))[:1]
     if out is None:
         return torch.bmm(a, b)
     return torch.bmm(a, b, out=out)
+
+
+def _canonical(t: torch.Tensor) -> torch.Tensor:
+    """``t`` with the standard strides of its layout (row-major, or a transposed row-major view),
+    size-1 dimensions included: torch calls a tensor contiguous whatever the stride of a size-1
+    dimension, BLAS does not, and which one autograd makes depends on what else acts on the layer
+    (another member's dropout, say). A view when only size-1 strides differ (no copy)."""
+    if t.is_contiguous():
+        return t.as_strided(t.shape, _row_major(t.shape), t.storage_offset())
+    u = t.transpose(1, 2)
+    if u.is_contiguous():
+        return u.as_strided(u.shape, _row_major(u.shape), u.storage_offset()).transpose(1, 2)
+    return t.contiguous()
+
+
+def _row_major(shape) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
 
 
 def _twice(t: torch.Tensor) -> torch.Tensor:
