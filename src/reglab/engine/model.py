@@ -202,9 +202,10 @@ class _Dense(torch.autograd.Function):
     products go through ``_bmm`` too. Autograd's own backward of a population of one sees the
     gradient in the layout of ``_bmm``'s slice, a larger population in the layout the layer above
     produced (a one-unit head gives a strided one), and BLAS rounds differently by layout: a
-    member's gradients depended on how many members it trained with (found by the generated suite). With ``buffers`` the kernel's
-    gradient is written into a buffer that lives across steps: allocating a fresh (K, fan_in,
-    fan_out) tensor every step costs more than the matrix product on a CPU."""
+    member's gradients depended on how many members it trained with (found by the generated
+    suite). With ``buffers`` the kernel's gradient is written into a buffer that lives across
+    steps: allocating a fresh (K, fan_in, fan_out) tensor every step costs more than the matrix
+    product on a CPU."""
 
     @staticmethod
     def forward(ctx, h, W, b, buffers, layer):
@@ -245,9 +246,9 @@ class GradientBuffers:
         return buf
 
 
-# Below this many kernel elements, autograd's own backward (the same operations) is cheaper
-# than a Python-level backward with a reused buffer. The generated tests lower it to 0 to compare
-# the buffered path with the plain one on every shape.
+# From this many kernel elements on, a kernel's gradient goes into a reused buffer; below it a
+# fresh tensor is cheaper than the bookkeeping. The generated tests lower it to 0 to compare the
+# buffered path with the plain one on every shape.
 BUFFERED_MIN_ELEMENTS = 1 << 16
 
 
