@@ -10,7 +10,7 @@ from .penalties import L1, L2
 from .prechelt import Prechelt
 from .pieces import STOP_REASONS, Piece, Technique
 from .results import TrainResult
-from .trainer import train
+from .trainer import Trainer, train
 from .weights import MaxNorm, ProximalL1, WeightDecay
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "ProximalL1",
     "Technique",
     "TrainResult",
+    "Trainer",
     "WeightDecay",
     "init_params",
     "train",

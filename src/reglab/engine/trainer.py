@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
 from . import arrays, checks, rng
 from .losses import LOSS_NAMES, METRICS_FOR_TASK, make_loss, make_metric, member_mean, member_sum
 from .members import Member
-from .model import Architecture, GradientBuffers, forward, init_params
+from .model import Architecture, GradientBuffers, forward, init_params, output_activation
 from .optimizers import make_optimizer
 from .pieces import REASON_CODE, STOP_REASONS, StepContext, stack_pieces, total_penalty
-from .results import TrainResult
+from .results import TrainResult, logits_for
 
 EpochCallback = Callable[[int, int], None]
 
@@ -49,111 +50,224 @@ def train(
     (e.g. a different split per seed); ``y`` likewise. ``validation_data=(x_val, y_val)`` or
     ``validation_split`` (Keras's: the last fraction of the rows as given) gives the ``val_*``
     history. ``on_epoch_end(epoch, n_still_training)`` is called after each epoch.
+
+    The loop of a :class:`Trainer`, which does the same one epoch at a time.
     """
-    members = list(members)
-    if not members or not all(isinstance(m, Member) for m in members):
-        checks.fail("members", members, "a non-empty list of Member")
-    K = len(members)
-    epochs = checks.integer("epochs", epochs, lo=1)
-    batch_size = checks.integer("batch_size", batch_size, lo=1)
-    checks.number("validation_split", validation_split, lo=0.0, hi=1.0, hi_open=True)
-    device = torch.device(device)
-    opt = make_optimizer(optimizer)
-    loss_fn = make_loss(loss or LOSS_NAMES[arch.task][0], arch.task, clip_probabilities)
-    metric_list = [make_metric(name, arch.task) for name in (metrics if metrics is not None else METRICS_FOR_TASK[arch.task])]
-    for m in members:
-        for t in m.techniques:
-            t.validate(arch)
+    trainer = Trainer(
+        arch,
+        members,
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation_data,
+        validation_split=validation_split,
+        optimizer=optimizer,
+        loss=loss,
+        metrics=metrics,
+        clip_probabilities=clip_probabilities,
+        device=device,
+        initial_params=initial_params,
+    )
+    while not trainer.done:
+        n_training = trainer.step()
+        if on_epoch_end is not None:
+            on_epoch_end(trainer.epoch - 1, n_training)
+    return trainer.result()
 
-    # Data: float32 tensors on the device; (N, C) shared or (K, N, C) per member.
-    X = arrays.features("x", x, arch, K)
-    Y = arrays.targets("y", y, arch, K, X)
-    arrays.check_rows("x", X, "y", Y, K)
-    if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            checks.fail("validation_data", type(validation_data).__name__, "a pair (x_val, y_val)")
-        Xv = arrays.features("validation_data x", validation_data[0], arch, K)
-        Yv = arrays.targets("validation_data y", validation_data[1], arch, K, Xv)
-        arrays.check_rows("validation_data x", Xv, "validation_data y", Yv, K)
-    elif validation_split > 0:
-        X, Y, Xv, Yv = arrays.keras_validation_split(X, Y, validation_split)
-    else:
-        Xv = Yv = None
-    # Fresh, aligned copies: BLAS kernels may round differently for a view that starts mid-row,
-    # and a member's bits must not depend on where its rows happen to sit in memory.
-    X, Y = X.to(device).clone(), Y.to(device).clone()
-    if Xv is not None:
-        Xv, Yv = Xv.to(device).clone(), Yv.to(device).clone()
-    N = X.shape[-2]
 
-    # History columns: loss, metrics, then the same on validation, as Keras names them.
-    train_names = ["loss"] + [m.name for m in metric_list]
-    names = train_names + ([f"val_{n}" for n in train_names] if Xv is not None else [])
-    directions = {"loss": "min", **{m.name: m.direction for m in metric_list}}
-    available = {n: directions[n.removeprefix("val_")] for n in names}
+class Trainer:
+    """A population in training, advanced one epoch at a time by :meth:`step`.
 
-    pieces = stack_pieces([m.techniques for m in members], arch, device, available)
-    penalty_pieces, hidden_pieces, before_pieces, update_pieces, stop_pieces = _by_hook(pieces)
-    every_member_penalties = penalty_pieces  # kept for the result's evaluate(); the loop's lists shrink as members stop
+    Between epochs it shows where training stands: :attr:`params` (every member's current
+    weights), :meth:`history`, :attr:`epochs_run`, :attr:`stop_reason` and :meth:`predict`.
+    Reading them changes nothing: pausing after any epoch and continuing gives the same bits as
+    :func:`train`, which is this loop run to the end. Arguments as :func:`train`'s.
 
-    seeds = torch.tensor([m.seed for m in members], dtype=torch.int64, device=device)
-    lr = torch.tensor([m.learning_rate for m in members], dtype=torch.float32, device=device)
-    if initial_params is None:
-        params = init_params(arch, seeds, device)
-    else:
-        params = [p.detach().to(device=device, dtype=torch.float32).clone() for p in initial_params]
-    for p in params:
-        p.requires_grad_(True)
-    opt_state = opt.init(params)
+    >>> import torch
+    >>> from reglab.engine import Architecture, Member
+    >>> t = Trainer(Architecture(n_inputs=2, hidden=(4,)), [Member(seed=0), Member(seed=1)],
+    ...             torch.zeros(8, 2), torch.zeros(8), epochs=3)
+    >>> t.step(), t.epoch, t.done
+    (2, 1, False)
+    >>> t.history()["loss"].shape
+    (2, 1)
+    >>> while not t.done:
+    ...     _ = t.step()
+    >>> t.result().epochs_run.tolist()
+    [3, 3]
+    """
 
-    # Where results land, indexed by the member's position in `members`.
-    alive = torch.arange(K, device=device)
-    history = torch.full((K, epochs, len(names)), float("nan"), device=device)
-    final_params = [torch.zeros_like(p, requires_grad=False) for p in params]
-    epochs_run = torch.zeros(K, dtype=torch.int64, device=device)
-    reasons = torch.zeros(K, dtype=torch.int64, device=device)
-    reports: dict[str, torch.Tensor] = {}
+    def __init__(
+        self,
+        arch: Architecture,
+        members: Sequence[Member],
+        x,
+        y,
+        *,
+        epochs: int,
+        batch_size: int = 32,
+        validation_data: tuple | None = None,
+        validation_split: float = 0.0,
+        optimizer="adam",
+        loss: str | None = None,
+        metrics: Sequence[str] | None = None,
+        clip_probabilities: bool = True,
+        device: str | torch.device = "cpu",
+        initial_params: list[torch.Tensor] | None = None,
+    ) -> None:
+        members = list(members)
+        if not members or not all(isinstance(m, Member) for m in members):
+            checks.fail("members", members, "a non-empty list of Member")
+        K = len(members)
+        self.arch, self.members = arch, members
+        self.epochs = checks.integer("epochs", epochs, lo=1)
+        self.batch_size = checks.integer("batch_size", batch_size, lo=1)
+        checks.number("validation_split", validation_split, lo=0.0, hi=1.0, hi_open=True)
+        self.device = device = torch.device(device)
+        self.opt = make_optimizer(optimizer)
+        self.loss_fn = make_loss(loss or LOSS_NAMES[arch.task][0], arch.task, clip_probabilities)
+        self.metric_list = [make_metric(name, arch.task) for name in (metrics if metrics is not None else METRICS_FOR_TASK[arch.task])]
+        for m in members:
+            for t in m.techniques:
+                t.validate(arch)
 
-    def penalty(params):
-        return total_penalty(penalty_pieces, params)
+        # Data: float32 tensors on the device; (N, C) shared or (K, N, C) per member.
+        X = arrays.features("x", x, arch, K)
+        Y = arrays.targets("y", y, arch, K, X)
+        arrays.check_rows("x", X, "y", Y, K)
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                checks.fail("validation_data", type(validation_data).__name__, "a pair (x_val, y_val)")
+            Xv = arrays.features("validation_data x", validation_data[0], arch, K)
+            Yv = arrays.targets("validation_data y", validation_data[1], arch, K, Xv)
+            arrays.check_rows("validation_data x", Xv, "validation_data y", Yv, K)
+        elif validation_split > 0:
+            X, Y, Xv, Yv = arrays.keras_validation_split(X, Y, validation_split)
+        else:
+            Xv = Yv = None
+        # Fresh, aligned copies: BLAS kernels may round differently for a view that starts mid-row,
+        # and a member's bits must not depend on where its rows happen to sit in memory.
+        self.X, self.Y = X.to(device).clone(), Y.to(device).clone()
+        if Xv is not None:
+            Xv, Yv = Xv.to(device).clone(), Yv.to(device).clone()
+        self.Xv, self.Yv = Xv, Yv
+        self.N = self.X.shape[-2]
 
-    def finish(rows: torch.Tensor, epoch: int, reason: torch.Tensor) -> None:
-        """Store the final state of the members at `rows` (positions in the current population)."""
-        finished = [p.detach() for p in params]
-        for piece in stop_pieces:
-            finished = piece.finalize(finished)
-        dest = alive[rows]
-        for out, p in zip(final_params, finished):
-            out[dest] = p[rows]
-        epochs_run[dest] = epoch + 1
-        reasons[dest] = reason[rows]
-        merged: dict[str, torch.Tensor] = {}
-        for piece in pieces:  # two stopping rules report the same keys: the larger value (or) wins
-            for key, value in piece.report().items():
-                v = value[rows]
-                merged[key] = v if key not in merged else (merged[key] | v if v.dtype == torch.bool else torch.maximum(merged[key], v))
-        for key, v in merged.items():
-            if key not in reports:
-                reports[key] = torch.zeros(K, dtype=v.dtype, device=device)
-            reports[key][dest] = v
+        # History columns: loss, metrics, then the same on validation, as Keras names them.
+        self.train_names = ["loss"] + [m.name for m in self.metric_list]
+        self.names = self.train_names + ([f"val_{n}" for n in self.train_names] if Xv is not None else [])
+        directions = {"loss": "min", **{m.name: m.direction for m in self.metric_list}}
+        available = {n: directions[n.removeprefix("val_")] for n in self.names}
 
-    gradient_buffers = GradientBuffers()
-    x_take = _taker(X)
-    y_take = _taker(Y)
-    for epoch in range(epochs):
+        self.pieces = stack_pieces([m.techniques for m in members], arch, device, available)
+        self._hooks = _by_hook(self.pieces)
+        self.every_member_penalties = self._hooks[0]  # for the result's evaluate(); the loop's lists shrink as members stop
+
+        self.seeds = torch.tensor([m.seed for m in members], dtype=torch.int64, device=device)
+        self.lr = torch.tensor([m.learning_rate for m in members], dtype=torch.float32, device=device)
+        if initial_params is None:
+            params = init_params(arch, self.seeds, device)
+        else:
+            params = [p.detach().to(device=device, dtype=torch.float32).clone() for p in initial_params]
+        for p in params:
+            p.requires_grad_(True)
+        self._params = params
+        self.opt_state = self.opt.init(params)
+
+        # Where results land, indexed by the member's position in `members`.
+        self.alive = torch.arange(K, device=device)
+        self._history = torch.full((K, self.epochs, len(self.names)), float("nan"), device=device)
+        self.final_params = [torch.zeros_like(p, requires_grad=False) for p in params]
+        self._epochs_run = torch.zeros(K, dtype=torch.int64, device=device)
+        self._reasons = torch.zeros(K, dtype=torch.int64, device=device)
+        self._stopped = torch.zeros(K, dtype=torch.bool, device=device)
+        self.reports: dict[str, torch.Tensor] = {}
+        self.gradient_buffers = GradientBuffers()
+        self._x_take = _taker(self.X)
+        self._y_take = _taker(self.Y)
+        self.epoch = 0  # epochs completed
+        self.done = False
+
+    # -- where training stands ---------------------------------------------------------------
+
+    @property
+    def training(self) -> np.ndarray:
+        """``(K,)`` bool: the members still training."""
+        return ~self._stopped.cpu().numpy()
+
+    @property
+    def epochs_run(self) -> np.ndarray:
+        """``(K,)`` epochs each member has trained so far."""
+        run = self._epochs_run.clone()
+        run[self.alive] = self.epoch
+        return run.cpu().numpy()
+
+    @property
+    def stop_reason(self) -> list[str | None]:
+        """Why each member stopped (as :attr:`TrainResult.stop_reason`), None while it trains."""
+        stopped = self._stopped.tolist()
+        return [STOP_REASONS[c] if s else None for c, s in zip(self._reasons.tolist(), stopped)]
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        """Every member's weights ``[W0, b0, ...]`` now: the current ones of members in training,
+        the final ones (best restored where they restore) of members that stopped. A copy."""
+        out = [p.clone() for p in self.final_params]
+        if not self.done:
+            for o, p in zip(out, self._params):
+                o[self.alive] = p.detach()
+        return out
+
+    def history(self) -> dict[str, np.ndarray]:
+        """``name -> (K, epochs so far)``, NaN after a member stopped."""
+        return {name: self._history[:, : self.epoch, i].cpu().numpy() for i, name in enumerate(self.names)}
+
+    def predict(self, x) -> np.ndarray:
+        """What each member outputs for ``x`` with its weights now (see :attr:`params`),
+        ``(K, N, n_outputs)``, as :meth:`TrainResult.predict`."""
+        return output_activation(self.arch, logits_for(self.arch, self.params, x)).cpu().numpy()
+
+    def result(self) -> TrainResult:
+        """The trained population; only once :attr:`done`."""
+        if not self.done:
+            raise RuntimeError(f"Trainer.result: training is not finished ({self.epoch} of {self.epochs} epochs); call step() until done")
+        return TrainResult(
+            arch=self.arch,
+            members=self.members,
+            params=self.final_params,
+            history={name: self._history[:, :, i].cpu().numpy() for i, name in enumerate(self.names)},
+            epochs_run=self._epochs_run.cpu().numpy(),
+            stop_reason=[STOP_REASONS[c] for c in self._reasons.tolist()],
+            reports={key: v.cpu().numpy() for key, v in self.reports.items()},
+            loss_fn=self.loss_fn,
+            metrics=self.metric_list,
+            penalty_pieces=self.every_member_penalties,
+        )
+
+    # -- one epoch -----------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Train one epoch (every member still training); returns how many still train after it."""
+        if self.done:
+            raise RuntimeError(f"Trainer.step: training is finished ({self.epoch} epochs)")
+        epoch, N, batch_size, device = self.epoch, self.N, self.batch_size, self.device
+        penalty_pieces, hidden_pieces, before_pieces, update_pieces, stop_pieces = self._hooks
+        params, opt, opt_state, alive, seeds, lr = self._params, self.opt, self.opt_state, self.alive, self.seeds, self.lr
+        loss_fn, metric_list = self.loss_fn, self.metric_list
         k = len(alive)
         order = rng.permutations(seeds, epoch, N)
-        sums = torch.zeros(k, len(train_names), device=device)
+        sums = torch.zeros(k, len(self.train_names), device=device)
         for step, start in enumerate(range(0, N, batch_size)):
             rows = order[:, start : start + batch_size]
-            xb, yb = x_take(rows, alive), y_take(rows, alive)
+            xb, yb = self._x_take(rows, alive), self._y_take(rows, alive)
             ctx = StepContext(seeds=seeds, learning_rate=lr, epoch=epoch, step=step)
             hook = _hidden_hook(hidden_pieces, ctx) if hidden_pieces else None
-            logits = forward(arch, params, xb, hook, gradient_buffers)
+            logits = forward(self.arch, params, xb, hook, self.gradient_buffers)
             data_loss = member_mean(loss_fn(logits, yb))
             grads = list(torch.autograd.grad(data_loss.sum(), params))
             batch_loss = data_loss.detach()
-            pen = penalty(params)
+            pen = total_penalty(penalty_pieces, params)
             if pen is not None:
                 batch_loss = batch_loss + pen
                 for piece in penalty_pieces:
@@ -175,14 +289,14 @@ def train(
 
         with torch.no_grad():
             logs_row = sums / N
-            if Xv is not None:
-                val = _evaluate(arch, params, Xv, Yv, alive, loss_fn, metric_list, penalty)
+            if self.Xv is not None:
+                val = _evaluate(self.arch, params, self.Xv, self.Yv, alive, loss_fn, metric_list, penalty_pieces)
                 logs_row = torch.cat([logs_row, val], dim=1)
-            history[alive, epoch] = logs_row
-            logs = {name: logs_row[:, i] for i, name in enumerate(names)}
+            self._history[alive, epoch] = logs_row
+            logs = {name: logs_row[:, i] for i, name in enumerate(self.names)}
 
             # Isolation: a member whose loss is no longer finite stops, whatever its settings.
-            losses = logs_row[:, [i for i, n in enumerate(names) if n.endswith("loss")]]
+            losses = logs_row[:, [i for i, n in enumerate(self.names) if n.endswith("loss")]]
             stop = ~torch.isfinite(losses).all(dim=1)
             reason = torch.where(stop, REASON_CODE["non_finite"], 0)
             for piece in stop_pieces:
@@ -191,35 +305,41 @@ def train(
                 stop = stop | decision.stop
 
             n_stopped = int(stop.sum())  # the one host sync per epoch
-            done = epoch == epochs - 1 or n_stopped == k
-            if done:
-                finish(torch.arange(k, device=device), epoch, reason)
+            self.epoch = epoch + 1
+            self.done = self.epoch == self.epochs or n_stopped == k
+            if self.done:
+                self._finish(torch.arange(k, device=device), reason)
             elif n_stopped:
                 # Stopped members leave the population with everything that belongs to them.
-                finish(torch.nonzero(stop).flatten(), epoch, reason)
+                self._finish(torch.nonzero(stop).flatten(), reason)
                 keep = torch.nonzero(~stop).flatten()
-                alive, seeds, lr = alive[keep], seeds[keep], lr[keep]
-                params = [p.detach()[keep].requires_grad_(True) for p in params]
-                opt_state = opt.select(opt_state, keep)
-                pieces = [p.select(keep) for p in pieces]
-                penalty_pieces, hidden_pieces, before_pieces, update_pieces, stop_pieces = _by_hook(pieces)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, 0 if done else len(alive))
-        if done:
-            break
+                self.alive, self.seeds, self.lr = alive[keep], seeds[keep], lr[keep]
+                self._params = [p.detach()[keep].requires_grad_(True) for p in params]
+                self.opt_state = opt.select(opt_state, keep)
+                self.pieces = [p.select(keep) for p in self.pieces]
+                self._hooks = _by_hook(self.pieces)
+        return 0 if self.done else len(self.alive)
 
-    return TrainResult(
-        arch=arch,
-        members=members,
-        params=final_params,
-        history={name: history[:, :, i].cpu().numpy() for i, name in enumerate(names)},
-        epochs_run=epochs_run.cpu().numpy(),
-        stop_reason=[STOP_REASONS[c] for c in reasons.tolist()],
-        reports={key: v.cpu().numpy() for key, v in reports.items()},
-        loss_fn=loss_fn,
-        metrics=metric_list,
-        penalty_pieces=every_member_penalties,
-    )
+    def _finish(self, rows: torch.Tensor, reason: torch.Tensor) -> None:
+        """Store the final state of the members at ``rows`` (positions in the current population)."""
+        finished = [p.detach() for p in self._params]
+        for piece in self._hooks[4]:
+            finished = piece.finalize(finished)
+        dest = self.alive[rows]
+        for out, p in zip(self.final_params, finished):
+            out[dest] = p[rows]
+        self._epochs_run[dest] = self.epoch
+        self._reasons[dest] = reason[rows]
+        self._stopped[dest] = True
+        merged: dict[str, torch.Tensor] = {}
+        for piece in self.pieces:  # two stopping rules report the same keys: the larger value (or) wins
+            for key, value in piece.report().items():
+                v = value[rows]
+                merged[key] = v if key not in merged else (merged[key] | v if v.dtype == torch.bool else torch.maximum(merged[key], v))
+        for key, v in merged.items():
+            if key not in self.reports:
+                self.reports[key] = torch.zeros(len(self.members), dtype=v.dtype, device=self.device)
+            self.reports[key][dest] = v
 
 
 def _by_hook(pieces):
@@ -244,13 +364,13 @@ def _hidden_hook(hidden_pieces, ctx):
     return hook
 
 
-def _evaluate(arch, params, Xv, Yv, alive, loss_fn, metric_list, penalty) -> torch.Tensor:
+def _evaluate(arch, params, Xv, Yv, alive, loss_fn, metric_list, penalty_pieces) -> torch.Tensor:
     """Validation loss (with the penalties, as Keras reports it) and metrics, inference mode."""
     xv = Xv.expand(len(alive), *Xv.shape) if Xv.dim() == 2 else Xv[alive]
     yv = Yv.unsqueeze(0) if Yv.dim() == 2 else Yv[alive]
     logits = forward(arch, params, xv)
     val_loss = member_mean(loss_fn(logits, yv))
-    pen = penalty(params)
+    pen = total_penalty(penalty_pieces, params)
     if pen is not None:
         val_loss = val_loss + pen
     cols = [val_loss] + [member_mean(m.per_sample(logits, yv)) for m in metric_list]
