@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from reglab.engine import SGD, Adam
+from reglab.engine.stacked import Stacked
 
 SHAPES = [(2, 16), (16,), (16, 1), (1,)]
 STEPS = 150
@@ -23,12 +24,12 @@ def _gradients(K, seed=0):
 
 
 def _ours(optimizer, lrs, grads_seq, init):
-    params = [torch.from_numpy(p.copy()) for p in init]
+    params = Stacked.of([torch.from_numpy(p) for p in init])
     state = optimizer.init(params)
     lr = torch.tensor(lrs, dtype=torch.float32)
     for grads in grads_seq:
-        optimizer.step(params, [torch.from_numpy(g.copy()) for g in grads], state, lr)
-    return [p.numpy() for p in params]
+        optimizer.step(params, Stacked.of([torch.from_numpy(g) for g in grads]), state, lr)
+    return [p.numpy() for p in params.views]
 
 
 def _keras(keras, make_optimizer, lr, grads_seq, init, k):

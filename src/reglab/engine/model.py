@@ -231,11 +231,12 @@ class GradientBuffers:
     The buffer is keyed by the layer, never by the kernel's shape: two kernels of equal shape
     sharing one buffer would get the same tensor back as their gradient, and the optimizer, which
     works in place, would then update one kernel with the other's gradient. A buffer is handed out
-    once per backward pass and consumed by the optimizer step before the next one.
+    once per backward pass and consumed by the optimizer step before the next one. ``buffers``
+    gives layers a place to write to (the trainer's gradient storage, so no copy follows).
     """
 
-    def __init__(self) -> None:
-        self._buffers: dict[int, torch.Tensor] = {}
+    def __init__(self, buffers: dict[int, torch.Tensor] | None = None) -> None:
+        self._buffers: dict[int, torch.Tensor] = dict(buffers or {})
 
     def get(self, layer: int, W: torch.Tensor) -> torch.Tensor | None:
         if W.shape[0] == 1:

@@ -17,22 +17,38 @@ SGD with momentum (``m`` starts at zero)::
     w = w - lr * g + momentum * m        # nesterov=True
 
 Stopped members are removed from the population, so every member still training has taken the
-same number of steps and ``t`` is one number.
+same number of steps and ``t`` is one number. Parameters, gradients and moments are
+:class:`~reglab.engine.stacked.Stacked`: each elementwise operation runs once over all layers.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 
 from . import checks
 from .pieces import member_view
+from .stacked import Stacked
 
 
 def _per_member(values: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
     """A (K,) tensor viewed to broadcast against each parameter (K, ...)."""
     return [member_view(values, p) for p in like]
+
+
+@functools.lru_cache(maxsize=4096)
+def _bias_correction(beta_1: float, beta_2: float, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sqrt(1 - beta_2**t)`` and ``1 - beta_1**t`` as Keras computes them: on float32 scalar
+    tensors with torch's pow and sqrt (numpy's float32 pow rounds differently in the last bit for
+    some steps). 0-dim CPU tensors, which torch combines with a tensor on any device without a
+    transfer; the same for every population, so computed once per step count."""
+    f32 = torch.float32
+    tt = torch.tensor(float(t), dtype=f32)
+    beta_1_power = torch.pow(torch.tensor(beta_1, dtype=f32), tt)
+    beta_2_power = torch.pow(torch.tensor(beta_2, dtype=f32), tt)
+    return torch.sqrt(1 - beta_2_power), 1 - beta_1_power
 
 
 @dataclass(frozen=True)
@@ -47,39 +63,32 @@ class Adam:
         checks.number("optimizer.beta_2", self.beta_2, lo=0.0, hi=1.0, hi_open=True)
         checks.number("optimizer.epsilon", self.epsilon, lo=0.0)
 
-    def init(self, params: list[torch.Tensor]) -> dict:
-        zeros = lambda: [torch.zeros_like(p, requires_grad=False) for p in params]  # noqa: E731
+    def init(self, params: Stacked) -> dict:
         # Every operation below writes in place (into the gradients and one scratch buffer): on a
         # CPU, allocating fresh (K, 128, 128) tensors each step costs more than the arithmetic.
-        return {"t": 0, "m": zeros(), "v": zeros(), "scratch": zeros()}
+        return {"t": 0, "m": Stacked.zeros(params.views), "v": Stacked.zeros(params.views), "scratch": Stacked.zeros(params.views)}
 
     @torch.no_grad()
-    def step(self, params: list[torch.Tensor], grads: list[torch.Tensor], state: dict, lr: torch.Tensor) -> None:
+    def step(self, params: Stacked, grads: Stacked, state: dict, lr: torch.Tensor) -> None:
         """One update; ``grads`` are consumed (overwritten)."""
         state["t"] += 1
-        # Keras computes the bias correction on float32 scalar tensors with torch's pow and sqrt
-        # (numpy's float32 pow rounds differently in the last bit for some steps). The scalars are
-        # 0-dim CPU tensors, which torch combines with a tensor on any device without a transfer.
-        f32 = torch.float32
-        t = torch.tensor(float(state["t"]), dtype=f32)
-        beta_1_power = torch.pow(torch.tensor(self.beta_1, dtype=f32), t)
-        beta_2_power = torch.pow(torch.tensor(self.beta_2, dtype=f32), t)
-        alpha = lr * torch.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        m, v, scratch = state["m"], state["v"], state["scratch"]
-        torch._foreach_mul_(m, self.beta_1)
-        torch._foreach_add_(m, grads, alpha=1 - self.beta_1)
-        torch._foreach_mul_(grads, grads)  # g * g
-        torch._foreach_mul_(v, self.beta_2)
-        torch._foreach_add_(v, grads, alpha=1 - self.beta_2)
-        for g, vi, mi, s, a in zip(grads, v, m, scratch, _per_member(alpha, m)):
-            torch.sqrt(vi, out=g)
+        root, denominator = _bias_correction(self.beta_1, self.beta_2, state["t"])
+        alpha = lr * root / denominator
+        m, v, scratch, g = state["m"].flat, state["v"].flat, state["scratch"], grads.flat
+        m.mul_(self.beta_1)
+        m.add_(g, alpha=1 - self.beta_1)
+        g.mul_(g)  # g * g
+        v.mul_(self.beta_2)
+        v.add_(g, alpha=1 - self.beta_2)
+        torch.sqrt(v, out=g)
+        for mi, s, a in zip(state["m"].views, scratch.views, _per_member(alpha, state["m"].views)):
             torch.mul(mi, a, out=s)  # m * alpha
-        torch._foreach_add_(grads, self.epsilon)  # sqrt(v) + epsilon
-        torch._foreach_div_(scratch, grads)
-        torch._foreach_sub_(params, scratch)
+        g.add_(self.epsilon)  # sqrt(v) + epsilon
+        scratch.flat.div_(g)
+        params.flat.sub_(scratch.flat)
 
     def select(self, state: dict, index: torch.Tensor) -> dict:
-        return {"t": state["t"], **{k: [x[index] for x in state[k]] for k in ("m", "v", "scratch")}}
+        return {"t": state["t"], **{k: state[k].select(index) for k in ("m", "v", "scratch")}}
 
 
 @dataclass(frozen=True)
@@ -93,27 +102,29 @@ class SGD:
         if not isinstance(self.nesterov, bool):
             checks.fail("optimizer.nesterov", self.nesterov, "true or false")
 
-    def init(self, params: list[torch.Tensor]) -> dict:
-        return {"t": 0, "m": [torch.zeros_like(p) for p in params]}
+    def init(self, params: Stacked) -> dict:
+        return {"t": 0, "m": Stacked.zeros(params.views)}
 
     @torch.no_grad()
-    def step(self, params, grads, state, lr) -> None:
+    def step(self, params: Stacked, grads: Stacked, state: dict, lr: torch.Tensor) -> None:
         state["t"] += 1
-        scaled = torch._foreach_mul(grads, _per_member(-lr, grads))  # -lr * g
+        for g, scale in zip(grads.views, _per_member(-lr, grads.views)):
+            g.mul_(scale)  # -lr * g
+        scaled = grads.flat
         if self.momentum == 0:
-            torch._foreach_add_(params, scaled)
+            params.flat.add_(scaled)
             return
-        m = state["m"]
-        torch._foreach_mul_(m, self.momentum)
-        torch._foreach_add_(m, scaled)
+        m = state["m"].flat
+        m.mul_(self.momentum)
+        m.add_(scaled)
         if self.nesterov:
-            torch._foreach_add_(params, scaled)
-            torch._foreach_add_(params, m, alpha=self.momentum)
+            params.flat.add_(scaled)
+            params.flat.add_(m, alpha=self.momentum)
         else:
-            torch._foreach_add_(params, m)
+            params.flat.add_(m)
 
     def select(self, state: dict, index: torch.Tensor) -> dict:
-        return {"t": state["t"], "m": [x[index] for x in state["m"]]}
+        return {"t": state["t"], "m": state["m"].select(index)}
 
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}

@@ -22,6 +22,7 @@ from .model import Architecture, GradientBuffers, forward, init_params, output_a
 from .optimizers import make_optimizer
 from .pieces import REASON_CODE, STOP_REASONS, StepContext, stack_pieces, total_penalty
 from .results import TrainResult, logits_for
+from .stacked import Stacked
 
 EpochCallback = Callable[[int, int], None]
 
@@ -170,10 +171,11 @@ class Trainer:
             params = init_params(arch, self.seeds, device)
         else:
             params = [p.detach().to(device=device, dtype=torch.float32).clone() for p in initial_params]
-        for p in params:
-            p.requires_grad_(True)
-        self._params = params
-        self.opt_state = self.opt.init(params)
+        # Every member's parameters live in one row of a (K, P) tensor and the list is views of
+        # it: the optimizer then updates the population in one pass per operation, not one per
+        # layer (same arithmetic per element, so the same bits).
+        self._set_params(Stacked.of(params))
+        self.opt_state = self.opt.init(self._stacked)
 
         # Where results land, indexed by the member's position in `members`.
         self.alive = torch.arange(K, device=device)
@@ -183,7 +185,6 @@ class Trainer:
         self._reasons = torch.zeros(K, dtype=torch.int64, device=device)
         self._stopped = torch.zeros(K, dtype=torch.bool, device=device)
         self.reports: dict[str, torch.Tensor] = {}
-        self.gradient_buffers = GradientBuffers()
         self._x_take = _taker(self.X)
         self._y_take = _taker(self.Y)
         self.epoch = 0  # epochs completed
@@ -263,9 +264,14 @@ class Trainer:
             xb, yb = self._x_take(rows, alive), self._y_take(rows, alive)
             ctx = StepContext(seeds=seeds, learning_rate=lr, epoch=epoch, step=step)
             hook = _hidden_hook(hidden_pieces, ctx) if hidden_pieces else None
-            logits = forward(self.arch, params, xb, hook, self.gradient_buffers)
+            leaves = [p.detach().requires_grad_(True) for p in params]  # views of the flat tensor
+            logits = forward(self.arch, leaves, xb, hook, self.gradient_buffers)
             data_loss = member_mean(loss_fn(logits, yb))
-            grads = list(torch.autograd.grad(data_loss.sum(), params))
+            grads = self._grads
+            for buffer, g in zip(grads.views, torch.autograd.grad(data_loss.sum(), leaves)):
+                if g.data_ptr() != buffer.data_ptr():  # else the layer wrote it there itself
+                    buffer.copy_(g)
+            grads = grads.views
             batch_loss = data_loss.detach()
             pen = total_penalty(penalty_pieces, params)
             if pen is not None:
@@ -276,7 +282,7 @@ class Trainer:
                 with torch.no_grad():
                     for piece in before_pieces:
                         piece.before_update(params, ctx)
-            opt.step(params, grads, opt_state, lr)
+            opt.step(self._stacked, self._grads, opt_state, lr)
             if update_pieces:
                 with torch.no_grad():
                     for piece in update_pieces:
@@ -314,11 +320,20 @@ class Trainer:
                 self._finish(torch.nonzero(stop).flatten(), reason)
                 keep = torch.nonzero(~stop).flatten()
                 self.alive, self.seeds, self.lr = alive[keep], seeds[keep], lr[keep]
-                self._params = [p.detach()[keep].requires_grad_(True) for p in params]
+                self._set_params(self._stacked.select(keep))
                 self.opt_state = opt.select(opt_state, keep)
                 self.pieces = [p.select(keep) for p in self.pieces]
                 self._hooks = _by_hook(self.pieces)
         return 0 if self.done else len(self.alive)
+
+    def _set_params(self, stacked: Stacked) -> None:
+        """Parameters in one buffer, so that the optimizer updates all layers at once; gradients
+        likewise, and a large kernel's gradient is written straight into its place there."""
+        self._stacked = stacked
+        self._params = stacked.views
+        self._grads = Stacked.empty(stacked.views)
+        kernels = {layer: self._grads.views[2 * layer] for layer in range(self.arch.n_layers)}
+        self.gradient_buffers = GradientBuffers(kernels)
 
     def _finish(self, rows: torch.Tensor, reason: torch.Tensor) -> None:
         """Store the final state of the members at ``rows`` (positions in the current population)."""

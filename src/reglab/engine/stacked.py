@@ -1,0 +1,59 @@
+"""A population's parameters (or gradients, or optimizer moments) in one buffer.
+
+``views[i]`` is the i-th tensor ``(K, ...)``, contiguous, exactly as it would be on its own, and
+``flat`` is all of them one after the other (each padded to a multiple of ``ALIGN`` elements with
+zeros that nothing reads). Elementwise work (the optimizer's update) then runs
+once over ``flat`` instead of once per layer: the same operations on the same values give the same
+bits per element wherever the element sits, so nothing but the number of dispatches changes.
+
+>>> import torch
+>>> s = Stacked.of([torch.ones(2, 3), torch.zeros(2)])
+>>> s.flat.shape, [tuple(v.shape) for v in s.views], s.views[0].sum().item()
+(torch.Size([32]), [(2, 3), (2,)], 6.0)
+>>> [v.tolist() for v in s.select(torch.tensor([1])).views]
+[[[1.0, 1.0, 1.0]], [0.0]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+ALIGN = 16  # float32 elements in 64 bytes
+
+
+@dataclass
+class Stacked:
+    flat: torch.Tensor
+    views: list[torch.Tensor]
+
+    @classmethod
+    def empty(cls, like: Sequence[torch.Tensor]) -> Stacked:
+        """Storage with the shapes of ``like`` (zeros). Each view starts on a 64-byte boundary, as
+        a tensor of its own would: BLAS may take another code path for an operand that does not."""
+        starts, total = [], 0
+        for t in like:
+            starts.append(total)
+            total += -(-t.numel() // ALIGN) * ALIGN
+        flat = torch.zeros(total, dtype=like[0].dtype, device=like[0].device)
+        return cls(flat, [flat[start : start + t.numel()].view(t.shape) for start, t in zip(starts, like)])
+
+    @classmethod
+    def of(cls, tensors: Sequence[torch.Tensor]) -> Stacked:
+        """A copy of ``tensors`` in one buffer."""
+        out = cls.empty(tensors)
+        for v, t in zip(out.views, tensors):
+            v.copy_(t.detach())
+        return out
+
+    zeros = empty
+
+    def select(self, index: torch.Tensor) -> Stacked:
+        """The members at ``index`` (along every view's first axis), in a new buffer."""
+        return Stacked.of([v[index] for v in self.views])
+
+    @property
+    def members(self) -> int:
+        return self.views[0].shape[0]
