@@ -7,13 +7,20 @@ network trained for one epoch (3 steps of 32/32/16 rows, then a validation pass 
 
 Compared, in the same run:
 - reglab at K = 1, 10, 100, 400 networks per population;
+- a hand-written JAX population at the same K (``jax_population``): ``jax.vmap`` of a one-model
+  epoch (a per-member shuffle, steps of 32/32/16 rows, a validation pass), ``jax.jit`` of a
+  ``lax.scan`` over all the epochs, ``optax.adam(0.01, eps=1e-7)``, Glorot-uniform kernels. reglab
+  and JAX are measured in turns, ``--rounds`` times per K, so drift hits both; the medians are
+  printed, and the compile time (excluded from the rate) apart. JAX comes only with the ``bench``
+  extra (``pip install -e .[bench]``); without it the JAX column is skipped;
 - a plain one-model-at-a-time PyTorch loop (nn.Sequential, torch.optim.Adam, the same batching);
 - Keras 3 on the torch backend (fewer epochs than the others, scaled; it says so);
 - the machine's batched-matmul FLOP/s for the same shapes, measured here, and the share of it
   reglab reaches (one model-epoch is about 8.7 MFLOP with validation).
 
     python benchmarks/engine.py            # the full table
-    python benchmarks/engine.py --quick    # under a minute; last line is the summary
+    python benchmarks/engine.py --quick    # a minute or two; last line is the summary
+    python benchmarks/engine.py --rounds 5 # more turns per K (default 3)
 """
 
 from __future__ import annotations
@@ -51,6 +58,57 @@ def reglab_rate(K: int, epochs: int) -> float:
     start = time.perf_counter()
     train(arch, members, X, Y, validation_split=0.2, epochs=epochs)
     return K * epochs / (time.perf_counter() - start)
+
+
+def jax_population(K: int, epochs: int):
+    """A hand-written JAX peer: K models vmapped, `epochs` epochs as one jitted lax.scan.
+
+    Returns (run, compile seconds); run() trains the K members from scratch and returns their
+    validation losses, shape (epochs, K). Compiling and a first execution happen here, untimed.
+    """
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    x, y, xv, yv = (jnp.asarray(a) for a in (X[:SPLIT], Y[:SPLIT], X[SPLIT:], Y[SPLIT:]))
+    opt = optax.adam(0.01, eps=1e-7)  # Keras's epsilon; optax adds it after the bias correction
+    glorot = jax.nn.initializers.glorot_uniform()
+    shapes = [(2, HIDDEN), (HIDDEN, HIDDEN), (HIDDEN, 1)]
+
+    def init(key):  # one model: Glorot-uniform kernels, zero biases
+        params = [(glorot(k, s), jnp.zeros(s[1])) for k, s in zip(jax.random.split(key, 3), shapes)]
+        return params, opt.init(params)
+
+    def loss(params, xb, yb):  # mean sigmoid BCE + l1(0.001) on both hidden kernels
+        h = xb
+        for W, b in params[:-1]:
+            h = jax.nn.relu(h @ W + b)
+        logits = (h @ params[-1][0] + params[-1][1])[:, 0]
+        l1 = sum(jnp.abs(W).sum() for W, _ in params[:-1])
+        return optax.sigmoid_binary_cross_entropy(logits, yb).mean() + 0.001 * l1
+
+    def epoch(carry, key):  # one model, one epoch: shuffled batches of 32/32/16, then validation
+        params, state = carry
+        perm = jax.random.permutation(key, SPLIT)
+        for lo, hi in ((0, 32), (32, 64), (64, SPLIT)):
+            idx = perm[lo:hi]
+            grads = jax.grad(loss)(params, x[idx], y[idx])
+            updates, state = opt.update(grads, state, params)
+            params = optax.apply_updates(params, updates)
+        return (params, state), loss(params, xv, yv)
+
+    def population(key):  # all K members, all epochs
+        init_key, shuffle_key = jax.random.split(key)
+        carry = jax.vmap(init)(jax.random.split(init_key, K))
+        keys = jax.random.split(shuffle_key, epochs * K).reshape(epochs, K)  # per member, per epoch
+        return jax.lax.scan(jax.vmap(epoch), carry, keys)[1]
+
+    key = jax.random.key(0)
+    start = time.perf_counter()
+    compiled = jax.jit(population).lower(key).compile()
+    compile_s = time.perf_counter() - start
+    compiled(key).block_until_ready()
+    return (lambda: compiled(key).block_until_ready()), compile_s
 
 
 def plain_torch_rate(epochs: int) -> float:
@@ -121,7 +179,8 @@ def matmul_peak(K: int = 100, repeats: int = 30) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="reglab engine benchmark")
-    parser.add_argument("--quick", action="store_true", help="fewer epochs; finishes in under a minute")
+    parser.add_argument("--quick", action="store_true", help="fewer epochs; finishes in a minute or two")
+    parser.add_argument("--rounds", type=int, default=3, help="turns of reglab then JAX per K (medians)")
     args = parser.parse_args()
     quick = args.quick
     torch.manual_seed(0)
@@ -131,6 +190,14 @@ def main() -> None:
     keras_epochs = 5 if quick else 30
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    try:
+        import jax
+        import optax
+
+        print(f"jax {jax.__version__}, optax {optax.__version__}, {jax.devices()[0].platform} (XLA's own thread pool)")
+    except ImportError:
+        jax = None
+        print("JAX column skipped: jax/optax not installed (pip install -e .[bench])")
     peak = matmul_peak()
     ceiling = peak / model_epoch_flops()
     print(f"batched matmul, these shapes: {peak / 1e9:.0f} GFLOP/s -> ceiling {ceiling:,.0f} model-epochs/s")
@@ -139,14 +206,39 @@ def main() -> None:
     ker = keras_rate(keras_epochs)
     print(f"Keras 3, torch backend ({keras_epochs} epochs only, scaled): {ker:,.0f} model-epochs/s")
     print()
-    print(f"{'K':>5} {'epochs':>7} {'model-epochs/s':>15} {'vs plain':>9} {'vs Keras':>9} {'% of matmul peak':>17}")
-    rates = {}
+    print(f"medians of {args.rounds} rounds" + (", each reglab then JAX" if jax is not None else ""))
+    print(
+        f"{'K':>5} {'epochs':>7} {'reglab m-e/s':>13} {'JAX m-e/s':>10} {'reglab/JAX':>11}"
+        f" {'vs plain':>9} {'vs Keras':>9} {'% of matmul peak':>17}"
+    )
+    rates, jax_rates, compile_s = {}, {}, {}
     for K, epochs in sizes.items():
-        rate = reglab_rate(K, epochs)
-        rates[K] = rate
-        print(f"{K:>5} {epochs:>7} {rate:>15,.0f} {rate / plain:>8.1f}x {rate / ker:>8.0f}x {100 * rate / ceiling:>16.0f}%")
+        if jax is not None:
+            run_jax, compile_s[K] = jax_population(K, epochs)
+        ours, theirs = [], []
+        for _ in range(args.rounds):
+            ours.append(reglab_rate(K, epochs))
+            if jax is not None:
+                start = time.perf_counter()
+                run_jax()
+                theirs.append(K * epochs / (time.perf_counter() - start))
+        rate = rates[K] = float(np.median(ours))
+        if jax is not None:
+            jax_rates[K] = float(np.median(theirs))
+            vs_jax = f"{jax_rates[K]:>10,.0f} {rate / jax_rates[K]:>10.2f}x"
+        else:
+            vs_jax = f"{'-':>10} {'-':>11}"
+        print(
+            f"{K:>5} {epochs:>7} {rate:>13,.0f} {vs_jax}"
+            f" {rate / plain:>8.1f}x {rate / ker:>8.0f}x {100 * rate / ceiling:>16.0f}%"
+        )
     r = rates[100]
-    print(f"K=100: {r / plain:.1f}x plain PyTorch, {r / ker:.0f}x Keras, {100 * r / ceiling:.0f}% of matmul peak")
+    if jax is None:
+        print(f"K=100: {r / plain:.1f}x plain PyTorch, {r / ker:.0f}x Keras, {100 * r / ceiling:.0f}% of matmul peak")
+        return
+    print("JAX compile, excluded from its rate: " + ", ".join(f"K={K} {s:.1f}s" for K, s in compile_s.items()))
+    ratios = ", ".join(f"K={K}: {rates[K] / jax_rates[K]:.2f}x JAX" for K in (1, 10, 100))
+    print(f"{ratios}, {100 * r / ceiling:.0f}% of matmul peak")
 
 
 if __name__ == "__main__":
