@@ -38,6 +38,36 @@ def test_seed_datasets_are_the_notebooks():
     assert m.fixed["val"].tolist() == list(range(80, 100))
 
 
+def test_seed_csvs_hold_scikit_learns_exact_values():
+    """seed-early-stopping and seed-regularization ship as CSVs (so that loading them needs no
+    scikit-learn): every value, every label and the order of the notebook's split are what
+    scikit-learn's generators and train_test_split give."""
+    e = load_builtin("seed-early-stopping")
+    X, y = make_circles(n_samples=100, noise=0.1, random_state=1)
+    idx_train, idx_test = train_test_split(np.arange(100), test_size=0.2, random_state=2)
+    np.testing.assert_array_equal(e.X, X)
+    np.testing.assert_array_equal(e.y, y)
+    assert e.classes == [0, 1]
+    for part, idx in (("train", idx_train), ("val", idx_test), ("test", idx_test)):
+        assert e.fixed[part].tolist() == idx.tolist()
+    m = load_builtin("seed-regularization")
+    X, y = make_moons(100, noise=0.25, random_state=2)
+    np.testing.assert_array_equal(m.X, X)
+    np.testing.assert_array_equal(m.y, y)
+    assert m.classes == [0, 1] and m.fixed["train"].tolist() == list(range(80))
+
+
+@pytest.mark.parametrize("name, filename", [("seed-dropout-classification", "dropout_classification.csv"), ("seed-dropout-regression", "dropout_regression.csv")])
+def test_seed_csvs_read_as_pandas_reads_them(name, filename):
+    from importlib import resources
+
+    d = load_builtin(name)
+    df = pd.read_csv(resources.files("reglab.data") / "seed" / filename)  # how the seed CSVs were read before
+    np.testing.assert_array_equal(d.X, df[d.feature_names].to_numpy())
+    target = df["label"] if "label" in df else df["y"]
+    np.testing.assert_array_equal(d.y if d.task == "regression" else np.asarray(d.classes)[d.y], target.to_numpy())
+
+
 def test_generators_take_parameters_and_say_which():
     assert load_builtin("moons", {"n_samples": 50, "noise": 0.1}).X.shape == (50, 2)
     assert load_builtin("blobs", {"centers": 4}).n_classes == 4

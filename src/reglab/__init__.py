@@ -6,33 +6,14 @@
 >>> result = reglab.train(arch, members, [[0, 0], [1, 1], [0, 1], [1, 0]], [0, 1, 1, 0], epochs=3)
 >>> result.history["loss"].shape
 (4, 3)
+
+The names below are imported on first use (PEP 562), so that ``import reglab`` and
+``reglab --version`` do not import torch; ``from reglab import train`` works as always.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from .engine import (
-    L1,
-    L2,
-    SGD,
-    Adam,
-    Architecture,
-    Dropout,
-    EarlyStopping,
-    GaussianDropout,
-    GaussianNoise,
-    MaxNorm,
-    Member,
-    Prechelt,
-    ProximalL1,
-    TrainResult,
-    WeightDecay,
-    train,
-)
-
-try:
-    __version__ = version("reglab")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0"
+import importlib
 
 __all__ = [
     "L1",
@@ -53,3 +34,36 @@ __all__ = [
     "__version__",
     "train",
 ]
+
+# name -> the module that defines it
+_LAZY = {name: ".engine" for name in __all__ if name != "__version__"}
+# Submodules reachable as attributes of the package (``reglab.engine.Dropout`` after ``import reglab``).
+_SUBMODULES = frozenset(
+    ("cli", "commands", "data", "demo", "engine", "errors", "examples", "notebook", "plan", "pool", "pytorch", "report", "runner", "sklearn", "spec", "store")
+)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reglab")
+    except PackageNotFoundError:  # running from a source tree without an install
+        return "0.0.0"
+
+
+def __getattr__(name: str):
+    if name == "__version__":
+        value = _version()
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    elif name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")  # the import binds it as an attribute
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, *_SUBMODULES})

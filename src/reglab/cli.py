@@ -11,6 +11,9 @@
 
 Exit status: 0 on success, 2 for a mistake in the input (one line on stderr says which file,
 field or row, the value and what is allowed), 1 for anything else (an internal error).
+
+This module imports nothing heavy: ``--version`` and ``--help`` answer at once, and each command
+imports what it needs when it runs (tests/test_cli_startup.py checks which modules load).
 """
 
 from __future__ import annotations
@@ -18,13 +21,25 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
 from .errors import UserError
+
+
+class _Version(argparse.Action):
+    """``--version``, looking the version up only when asked (``--help`` needs no package metadata)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help="show program's version number and exit"):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from . import __version__
+
+        print(f"reglab {__version__}")
+        parser.exit()
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reglab", description="See and measure what regularization does.")
-    parser.add_argument("--version", action="version", version=f"reglab {__version__}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser("demo", help="the four origin notebooks over many seeds, and their report")
     demo.add_argument("--out", default="reglab-demo", help="folder for the run folders and report.html (default: reglab-demo)")

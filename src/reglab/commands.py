@@ -1,20 +1,30 @@
-"""What each ``reglab`` subcommand does (the parser and exit codes live in cli.py)."""
+"""What each ``reglab`` subcommand does (the parser and exit codes live in cli.py).
+
+Each command imports what it needs when it runs (rich, torch, pandas, ...): ``reglab validate``
+loads no progress bars, tables or report code.
+"""
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import time
-
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from .errors import UserError
 
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+
+@functools.cache
+def err_console() -> Console:
+    """The console on stderr for progress and messages."""
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def run(args) -> int:
@@ -37,7 +47,7 @@ def run(args) -> int:
         if bars is not None:
             bars.close()
     if not args.quiet:
-        err_console.print(f"{len(summary)} networks in {time.perf_counter() - start:.1f} s -> {args.out}")
+        err_console().print(f"{len(summary)} networks in {time.perf_counter() - start:.1f} s -> {args.out}")
     return 0
 
 
@@ -51,7 +61,7 @@ def demo(args) -> int:
         raise UserError(f"--workers: must be an integer >= 1, got {args.workers}")
     bars = None if args.quiet else JobBars()
     try:
-        path = run_demo(args.out, seeds=seeds, quick=args.quick, workers=args.workers, progress=bars, say=lambda s: err_console.print(s))
+        path = run_demo(args.out, seeds=seeds, quick=args.quick, workers=args.workers, progress=bars, say=lambda s: err_console().print(s))
     finally:
         if bars is not None:
             bars.close()
@@ -88,6 +98,8 @@ def _check_device(device: str) -> None:
 
 
 def _bars(*extra) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     bars = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -95,7 +107,7 @@ def _bars(*extra) -> Progress:
         TextColumn("epochs · {task.fields[training]} training"),
         TimeElapsedColumn(),
         *extra,
-        console=err_console,
+        console=err_console(),
     )
     bars.start()
     return bars
@@ -110,6 +122,8 @@ class PopulationBars:
 
     def __call__(self, number: int, total: int, n_members: int, epochs: int):
         if self.bars is None:
+            from rich.progress import TimeRemainingColumn
+
             self.bars = _bars(TimeRemainingColumn())
         bars = self.bars
         task = bars.add_task(f"population {number}/{total} ({n_members} networks)", total=epochs, training=n_members)
@@ -154,6 +168,10 @@ class JobBars:
 
 def show(args) -> int:
     import numpy as np
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
 
     from .report.stats import format_mean_ci
     from .store import read_summary
@@ -198,6 +216,11 @@ def show(args) -> int:
 
 
 def datasets(args) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
     from .data import BUILTINS, GENERATORS, load_builtin
 
     table = Table(title=escape("built-in datasets (generators take parameters in [data.params])"))

@@ -1,19 +1,19 @@
 """Built-in datasets: the four origin experiments, parametrised generators, scikit-learn's bundled sets.
 
 Nothing is downloaded: the seed CSVs ship inside the package, generators are computed, and the
-scikit-learn sets are the ones bundled with it.
+scikit-learn sets are the ones bundled with it. The seed datasets are read without pandas or
+scikit-learn (the two made by scikit-learn's generators ship as CSVs of their exact values), so
+that ``reglab validate`` on them imports neither; scikit-learn is imported by the loaders that use it.
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
-import pandas as pd
-from sklearn import datasets as skd
-from sklearn.model_selection import train_test_split
 
 from ..errors import UserError
 
@@ -51,9 +51,20 @@ def regression(name, X, y, feature_names=None, **kw) -> Dataset:
     return Dataset(name, np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64), "regression", list(names), **kw)
 
 
-def _seed_csv(filename: str) -> pd.DataFrame:
-    with resources.files("reglab.data").joinpath("seed", filename).open("r") as f:
-        return pd.read_csv(f)
+def _seed_csv(filename: str) -> dict[str, list[str]]:
+    """A shipped seed CSV as its columns of text (floats are written with every digit, and
+    Python's ``float`` reads them back exactly)."""
+    with resources.files("reglab.data").joinpath("seed", filename).open("r", newline="") as f:
+        rows = list(csv.reader(f))
+    return {name: [row[i] for row in rows[1:]] for i, name in enumerate(rows[0])}
+
+
+def _floats(*columns: list[str]) -> np.ndarray:
+    return np.array([[float(v) for v in row] for row in zip(*columns)], dtype=np.float64)
+
+
+def _ints(column: list[str]) -> np.ndarray:
+    return np.array([int(v) for v in column], dtype=np.int64)
 
 
 def _tail(n: int, fraction: float) -> dict[str, np.ndarray]:
@@ -68,22 +79,23 @@ def seed_dropout_classification() -> Dataset:
     df = _seed_csv("dropout_classification.csv")
     return classification(
         "seed-dropout-classification",
-        df[["x1", "x2"]].to_numpy(),
-        df["label"].to_numpy(),
+        _floats(df["x1"], df["x2"]),
+        _ints(df["label"]),
         ["x1", "x2"],
-        fixed=_tail(len(df), 0.2),
+        fixed=_tail(len(df["label"]), 0.2),
         description="211 2-D points from the dropout notebook; Keras validation_split=0.2 (last rows)",
     )
 
 
 def seed_dropout_regression() -> Dataset:
     df = _seed_csv("dropout_regression.csv")
-    train = np.flatnonzero(df["split"].to_numpy() == "train")
-    test = np.flatnonzero(df["split"].to_numpy() == "test")
+    split = np.array(df["split"])
+    train = np.flatnonzero(split == "train")
+    test = np.flatnonzero(split == "test")
     return regression(
         "seed-dropout-regression",
-        df[["x"]].to_numpy(),
-        df["y"].to_numpy(),
+        _floats(df["x"]),
+        _floats(df["y"])[:, 0],
         ["x"],
         fixed={"train": train, "val": test, "test": test},
         description="20 train / 20 test noisy points on [-1, 1]; the test rows validate, as in the notebook",
@@ -91,23 +103,32 @@ def seed_dropout_regression() -> Dataset:
 
 
 def seed_early_stopping() -> Dataset:
-    X, y = skd.make_circles(n_samples=100, noise=0.1, random_state=1)
-    idx_train, idx_test = train_test_split(np.arange(100), test_size=0.2, random_state=2)
+    # The values of make_circles(n_samples=100, noise=0.1, random_state=1), and the notebook's
+    # train_test_split(np.arange(100), test_size=0.2, random_state=2): column "split" says which
+    # part a row is in, "order" its place in that part (training takes the rows in that order).
+    df = _seed_csv("early_stopping.csv")
+    split, order = np.array(df["split"]), _ints(df["order"])
+
+    def part(name: str) -> np.ndarray:
+        rows = np.flatnonzero(split == name)
+        return rows[np.argsort(order[rows])]
+
+    idx_train, idx_test = part("train"), part("test")
     return classification(
         "seed-early-stopping",
-        X,
-        y,
+        _floats(df["x1"], df["x2"]),
+        _ints(df["label"]),
         fixed={"train": idx_train, "val": idx_test, "test": idx_test},
         description="make_circles(100, noise=0.1, random_state=1), 80/20 split (random_state=2); test validates",
     )
 
 
 def seed_regularization() -> Dataset:
-    X, y = skd.make_moons(100, noise=0.25, random_state=2)
+    df = _seed_csv("regularization.csv")  # the values of make_moons(100, noise=0.25, random_state=2)
     return classification(
         "seed-regularization",
-        X,
-        y,
+        _floats(df["x1"], df["x2"]),
+        _ints(df["label"]),
         fixed=_tail(100, 0.2),
         description="make_moons(100, noise=0.25, random_state=2); Keras validation_split=0.2 (last rows)",
     )
@@ -116,18 +137,25 @@ def seed_regularization() -> Dataset:
 # --- generators ------------------------------------------------------------------------------------
 
 
+def _skd():
+    """scikit-learn's ``datasets``, imported by the loaders that use it (importing it takes about a second)."""
+    from sklearn import datasets
+
+    return datasets
+
+
 def moons(n_samples=200, noise=0.25, random_state=0) -> Dataset:
-    X, y = skd.make_moons(n_samples, noise=noise, random_state=random_state)
+    X, y = _skd().make_moons(n_samples, noise=noise, random_state=random_state)
     return classification("moons", X, y, description="two interleaving half circles")
 
 
 def circles(n_samples=200, noise=0.1, factor=0.5, random_state=0) -> Dataset:
-    X, y = skd.make_circles(n_samples, noise=noise, factor=factor, random_state=random_state)
+    X, y = _skd().make_circles(n_samples, noise=noise, factor=factor, random_state=random_state)
     return classification("circles", X, y, description="a circle inside a circle")
 
 
 def blobs(n_samples=200, centers=3, n_features=2, cluster_std=1.0, random_state=0) -> Dataset:
-    X, y = skd.make_blobs(n_samples, n_features=n_features, centers=centers, cluster_std=cluster_std, random_state=random_state)
+    X, y = _skd().make_blobs(n_samples, n_features=n_features, centers=centers, cluster_std=cluster_std, random_state=random_state)
     return classification("blobs", X, y, description="isotropic Gaussian blobs")
 
 
@@ -150,7 +178,7 @@ def spiral(n_samples=200, noise=0.2, turns=1.5, random_state=0) -> Dataset:
 
 
 def gaussian_quantiles(n_samples=200, n_features=2, n_classes=2, random_state=0) -> Dataset:
-    X, y = skd.make_gaussian_quantiles(n_samples=n_samples, n_features=n_features, n_classes=n_classes, random_state=random_state)
+    X, y = _skd().make_gaussian_quantiles(n_samples=n_samples, n_features=n_features, n_classes=n_classes, random_state=random_state)
     return classification("gaussian-quantiles", X, y, description="classes by quantiles of a Gaussian's radius")
 
 
@@ -164,9 +192,9 @@ def regression_1d(n_samples=40, noise=0.2, random_state=0) -> Dataset:
 # --- scikit-learn's bundled sets ---------------------------------------------------------------------
 
 
-def _sklearn(name: str, loader, task: str) -> Callable[[], Dataset]:
+def _sklearn(name: str, loader: str, task: str) -> Callable[[], Dataset]:
     def load() -> Dataset:
-        bunch = loader()
+        bunch = getattr(_skd(), loader)()
         if task == "regression":
             return regression(name, bunch.data, bunch.target, list(bunch.feature_names), description=f"scikit-learn's {name}")
         names = [str(n) for n in getattr(bunch, "feature_names", [])] or None
@@ -187,11 +215,11 @@ BUILTINS: dict[str, Callable[..., Dataset]] = {
     "spiral": spiral,
     "gaussian-quantiles": gaussian_quantiles,
     "regression-1d": regression_1d,
-    "iris": _sklearn("iris", skd.load_iris, "classification"),
-    "wine": _sklearn("wine", skd.load_wine, "classification"),
-    "breast_cancer": _sklearn("breast_cancer", skd.load_breast_cancer, "classification"),
-    "digits": _sklearn("digits", skd.load_digits, "classification"),
-    "diabetes": _sklearn("diabetes", skd.load_diabetes, "regression"),
+    "iris": _sklearn("iris", "load_iris", "classification"),
+    "wine": _sklearn("wine", "load_wine", "classification"),
+    "breast_cancer": _sklearn("breast_cancer", "load_breast_cancer", "classification"),
+    "digits": _sklearn("digits", "load_digits", "classification"),
+    "diabetes": _sklearn("diabetes", "load_diabetes", "regression"),
 }
 
 GENERATORS = {"moons", "circles", "blobs", "xor", "spiral", "gaussian-quantiles", "regression-1d"}

@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from ..errors import UserError
 from .builtin import Dataset
@@ -49,6 +48,8 @@ def _random(rows, fraction, seed, stratify, what, field):
     if n_out == 0 or n_out >= n:
         side = f"no {what}" if n_out == 0 else "no training"
         raise UserError(f"{field}: {fraction:g} of {n} rows leaves {side} rows; use a fraction that keeps both")
+    from sklearn.model_selection import train_test_split  # here, not at the top: fixed and tail splits need no scikit-learn
+
     try:
         keep, out = train_test_split(rows, test_size=fraction, random_state=seed, stratify=stratify)
     except ValueError as err:
@@ -82,6 +83,8 @@ def split_indices(data: Dataset, spec: SplitSpec, seed: int, fold: int | None = 
     if spec.method == "kfold":
         if len(rows) < spec.folds:
             raise UserError(f"data.folds: {spec.folds} folds need at least {spec.folds} rows, got {len(rows)}")
+        from sklearn.model_selection import KFold, StratifiedKFold
+
         splitter = (StratifiedKFold if stratified else KFold)(n_splits=spec.folds, shuffle=True, random_state=seed)
         try:
             folds = list(splitter.split(rows, classes[rows] if stratified else None))

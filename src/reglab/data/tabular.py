@@ -1,14 +1,21 @@
-"""The user's own data: a CSV or Parquet file with a target column."""
+"""The user's own data: a CSV or Parquet file with a target column.
+
+pandas is imported by the functions that read a file, not with the module: built-in datasets
+(``reglab validate`` on the shipped examples) never need it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ..errors import UserError
 from .builtin import Dataset, classification, regression
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_CLASSES_INFERRED = 20
 # Cells that mean "no value" in a column of numbers: an error, never a class of their own. In a
@@ -17,6 +24,8 @@ MISSING = {"na", "n/a", "nan", "none", "null", "<na>"}
 
 
 def _read(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.exists():
         raise UserError(f"data.path: file not found: {path}")
     if path.suffix.lower() == ".csv":
@@ -55,6 +64,8 @@ def _where(path: Path, i: int) -> str:
 
 
 def _numeric(path: Path, df: pd.DataFrame, column: str) -> np.ndarray:
+    import pandas as pd
+
     raw = df[column]
     if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_timedelta64_dtype(raw) or isinstance(raw.dtype, pd.PeriodDtype):
         raise UserError(f"{path}: column {column!r} holds dates or times; features must be numbers (convert it, or leave it out of data.features)")
@@ -84,6 +95,8 @@ def load_table(
     """Load ``path``; ``task`` is ``auto``, ``classification`` or ``regression``. Without a list
     of ``features``, every column but the target and ``exclude`` is one. A training table needs
     two classes; a test table (``single_class_ok``) may hold one."""
+    import pandas as pd
+
     path = Path(path)
     df = _read(path)
     columns = [str(c) for c in df.columns]
