@@ -15,7 +15,7 @@ import torch
 
 from . import checks, rng
 from .model import Architecture
-from .pieces import Piece, StepContext, Technique, member_column
+from .pieces import Piece, StepContext, Technique, active_rows, member_column, on_rows
 
 _DROPOUT_STREAM = 1
 
@@ -47,16 +47,21 @@ class DropoutPiece(Piece):
     def __init__(self, rates: torch.Tensor):
         self.rates = rates  # (K, n_hidden)
         self.keep = 1.0 - rates
-        # Layers where nobody drops anything are skipped; a zero rate is the identity anyway.
-        self.active_layers = set(torch.nonzero(rates.amax(0) > 0).flatten().tolist())
+        # Per layer, the members that drop anything (None: all of them); layers where nobody
+        # does are skipped, and members with a zero rate (the identity) are left out.
+        self.rows = {layer: active_rows(rates[:, layer]) for layer in torch.nonzero(rates.amax(0) > 0).flatten().tolist()}
 
     def hidden(self, h: torch.Tensor, layer: int, ctx: StepContext) -> torch.Tensor:
-        if layer not in self.active_layers:
+        if layer not in self.rows:
             return h
-        keys = rng.derive_keys(ctx.seeds, rng.STREAM_NOISE, _DROPOUT_STREAM, ctx.epoch, ctx.step, layer)
-        mask = rng.keep_mask(keys, tuple(h.shape[1:]), self.rates[:, layer])
-        # Keras: where(kept, x / keep, 0). Multiplying by the 0/1 mask first gives the same values.
-        return (h * mask) / self.keep[:, layer].view(-1, 1, 1)
+
+        def drop(h, rows):
+            keys = rng.derive_keys(ctx.seeds[rows], rng.STREAM_NOISE, _DROPOUT_STREAM, ctx.epoch, ctx.step, layer)
+            mask = rng.keep_mask(keys, tuple(h.shape[1:]), self.rates[rows, layer])
+            # Keras: where(kept, x / keep, 0). Multiplying by the 0/1 mask first gives the same values.
+            return (h * mask) / self.keep[rows, layer].view(-1, 1, 1)
+
+        return on_rows(h, self.rows[layer], drop)
 
     def select(self, index: torch.Tensor) -> DropoutPiece:
         return DropoutPiece(self.rates[index])

@@ -20,14 +20,14 @@ import torch
 
 from . import checks, rng
 from .model import Architecture
-from .pieces import Piece, StepContext, Technique, member_column
+from .pieces import Piece, StepContext, Technique, active_rows, member_column, on_rows
 
 _GAUSSIAN_NOISE_STREAM = 2
 _GAUSSIAN_DROPOUT_STREAM = 3
 
 
-def _draw(ctx: StepContext, stream: int, layer: int, h: torch.Tensor) -> torch.Tensor:
-    keys = rng.derive_keys(ctx.seeds, rng.STREAM_NOISE, stream, ctx.epoch, ctx.step, layer + 1)
+def _draw(ctx: StepContext, stream: int, layer: int, h: torch.Tensor, rows) -> torch.Tensor:
+    keys = rng.derive_keys(ctx.seeds[rows], rng.STREAM_NOISE, stream, ctx.epoch, ctx.step, layer + 1)
     return rng.normal(keys, tuple(h.shape[1:]))
 
 
@@ -62,13 +62,17 @@ class GaussianNoise(Technique):
 class GaussianNoisePiece(Piece):
     def __init__(self, stddevs: torch.Tensor):
         self.stddevs = stddevs  # (K, 1 + n_hidden): column 0 is the input
-        self.active = set((torch.nonzero(stddevs.amax(0) > 0).flatten() - 1).tolist())
+        # Per layer (-1: the input), the members with noise there (None: all of them).
+        self.rows = {column - 1: active_rows(stddevs[:, column]) for column in torch.nonzero(stddevs.amax(0) > 0).flatten().tolist()}
 
     def hidden(self, h: torch.Tensor, layer: int, ctx: StepContext) -> torch.Tensor:
-        if layer not in self.active:
+        if layer not in self.rows:
             return h
-        scale = self.stddevs[:, layer + 1].view(-1, 1, 1)
-        return h + _draw(ctx, _GAUSSIAN_NOISE_STREAM, layer, h) * scale
+
+        def add_noise(h, rows):
+            return h + _draw(ctx, _GAUSSIAN_NOISE_STREAM, layer, h, rows) * self.stddevs[rows, layer + 1].view(-1, 1, 1)
+
+        return on_rows(h, self.rows[layer], add_noise)
 
     def select(self, index: torch.Tensor) -> GaussianNoisePiece:
         return GaussianNoisePiece(self.stddevs[index])
@@ -100,14 +104,17 @@ class GaussianDropout(Technique):
 class GaussianDropoutPiece(Piece):
     def __init__(self, stddevs: torch.Tensor):
         self.stddevs = stddevs  # (K, n_hidden)
-        self.active = set(torch.nonzero(stddevs.amax(0) > 0).flatten().tolist())
+        self.rows = {layer: active_rows(stddevs[:, layer]) for layer in torch.nonzero(stddevs.amax(0) > 0).flatten().tolist()}
 
     def hidden(self, h: torch.Tensor, layer: int, ctx: StepContext) -> torch.Tensor:
-        if layer not in self.active:
+        if layer not in self.rows:
             return h
-        # N(1, s) as Keras draws it (mean + stddev * z); a member with rate 0 multiplies by exactly 1.
-        noise = 1.0 + _draw(ctx, _GAUSSIAN_DROPOUT_STREAM, layer, h) * self.stddevs[:, layer].view(-1, 1, 1)
-        return h * noise
+
+        def multiply(h, rows):
+            # N(1, s) as Keras draws it (mean + stddev * z).
+            return h * (1.0 + _draw(ctx, _GAUSSIAN_DROPOUT_STREAM, layer, h, rows) * self.stddevs[rows, layer].view(-1, 1, 1))
+
+        return on_rows(h, self.rows[layer], multiply)
 
     def select(self, index: torch.Tensor) -> GaussianDropoutPiece:
         return GaussianDropoutPiece(self.stddevs[index])

@@ -128,6 +128,23 @@ def member_view(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.view(-1, *([1] * (like.dim() - 1)))
 
 
+def active_rows(values: torch.Tensor) -> torch.Tensor | None:
+    """The members whose setting in ``values`` (K,) is not neutral (> 0), or None when all are."""
+    active = values > 0
+    return None if bool(active.all()) else torch.nonzero(active).flatten()
+
+
+def on_rows(h: torch.Tensor, rows: torch.Tensor | None, fn) -> torch.Tensor:
+    """``fn(h[rows], rows)`` for the members at ``rows``; the others' rows pass through untouched.
+
+    ``rows`` None means every member (``fn(h, slice(None))``). A technique that only some members
+    of a population use thus costs nothing for the others, and their values stay exactly theirs.
+    """
+    if rows is None:
+        return fn(h, slice(None))
+    return h.index_put((rows,), fn(h[rows], rows))
+
+
 def member_column(values: list[float], device: torch.device, dtype=torch.float32) -> torch.Tensor:
     return torch.tensor(values, dtype=dtype, device=device)
 
