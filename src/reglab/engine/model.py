@@ -186,15 +186,10 @@ def _row_major(shape) -> tuple[int, ...]:
 
 
 def _twice(t: torch.Tensor) -> torch.Tensor:
-    """A batch of two copies of the one matrix in ``t``, laid out exactly as ``t`` is (strides of
-    size-1 dimensions included): BLAS picks its kernel from the layout, and a transposed or a
-    one-row operand rounds differently from its contiguous copy."""
-    inner = t.stride()[1:]
-    span = 1 + sum((size - 1) * stride for size, stride in zip(t.shape[1:], inner))
-    out = torch.empty_strided((2, *t.shape[1:]), (span, *inner), dtype=t.dtype, device=t.device)
-    out[0].copy_(t[0])
-    out[1].copy_(t[0])
-    return out
+    """A batch of two of the one matrix in ``t``, laid out exactly as ``t`` is (strides of size-1
+    dimensions included; the batch a stride-0 view, no copy): BLAS picks its kernel from the
+    layout, and a transposed or a one-row operand rounds differently from its contiguous copy."""
+    return t.expand(2, *t.shape[1:])
 
 
 class _Dense(torch.autograd.Function):
