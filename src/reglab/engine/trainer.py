@@ -171,9 +171,9 @@ class Trainer:
             params = init_params(arch, self.seeds, device)
         else:
             params = [p.detach().to(device=device, dtype=torch.float32).clone() for p in initial_params]
-        # Every member's parameters live in one row of a (K, P) tensor and the list is views of
-        # it: the optimizer then updates the population in one pass per operation, not one per
-        # layer (same arithmetic per element, so the same bits).
+        # The parameters live in one buffer and the list is views of it: the optimizer updates the
+        # population in one pass per operation, not one per layer (same arithmetic per element,
+        # so the same bits).
         self._set_params(Stacked.of(params))
         self.opt_state = self.opt.init(self._stacked)
 
@@ -264,14 +264,13 @@ class Trainer:
             xb, yb = self._x_take(rows, alive), self._y_take(rows, alive)
             ctx = StepContext(seeds=seeds, learning_rate=lr, epoch=epoch, step=step)
             hook = _hidden_hook(hidden_pieces, ctx) if hidden_pieces else None
-            leaves = [p.detach().requires_grad_(True) for p in params]  # views of the flat tensor
+            leaves = [p.detach().requires_grad_(True) for p in params]  # autograd's leaves: views, no copy
             logits = forward(self.arch, leaves, xb, hook, self.gradient_buffers)
             data_loss = member_mean(loss_fn(logits, yb))
-            grads = self._grads
-            for buffer, g in zip(grads.views, torch.autograd.grad(data_loss.sum(), leaves)):
-                if g.data_ptr() != buffer.data_ptr():  # else the layer wrote it there itself
+            for buffer, g in zip(self._grads.views, torch.autograd.grad(data_loss.sum(), leaves)):
+                if g.data_ptr() != buffer.data_ptr():  # else a large kernel's layer wrote it there itself
                     buffer.copy_(g)
-            grads = grads.views
+            grads = self._grads.views
             batch_loss = data_loss.detach()
             pen = total_penalty(penalty_pieces, params)
             if pen is not None:
