@@ -65,6 +65,20 @@ def test_what_the_trainer_shows_after_e_epochs_is_what_an_e_epoch_run_ends_with(
     np.testing.assert_array_equal(trainer.predict(X), short.predict(X))
 
 
+def test_what_the_trainer_hands_out_is_the_callers_to_change():
+    trainer = Trainer(ARCH, MIXED[:3], X, Y, **{**KW, "epochs": 3})
+    trainer.step()
+    trainer.history()["loss"][:] = 123.0
+    trainer.params[0][:] = 123.0
+    trainer.step()
+    trainer.step()
+    first = trainer.result()
+    first.history["loss"][:] = 7.0
+    first.epochs_run[:] = 7
+    first.params[0][:] = 7.0
+    _assert_same(trainer.result(), train(ARCH, MIXED[:3], X, Y, **{**KW, "epochs": 3}))
+
+
 def test_the_trainer_refuses_to_step_past_the_end_or_give_a_result_before_it():
     trainer = Trainer(Architecture(n_inputs=2, hidden=(4,)), [Member(seed=0)], X, Y, epochs=2)
     with pytest.raises(RuntimeError, match="not finished"):

@@ -227,7 +227,9 @@ class GradientBuffers:
     sharing one buffer would get the same tensor back as their gradient, and the optimizer, which
     works in place, would then update one kernel with the other's gradient. A buffer is handed out
     once per backward pass and consumed by the optimizer step before the next one. ``buffers``
-    gives layers a place to write to (the trainer's gradient storage, so no copy follows).
+    gives layers a place to write to (views of the trainer's gradient storage, so no copy
+    follows); ``get`` hands out a fresh buffer instead when the shape does not match, so a caller
+    checks where a gradient landed (the trainer compares data pointers) rather than assuming.
     """
 
     def __init__(self, buffers: dict[int, torch.Tensor] | None = None) -> None:

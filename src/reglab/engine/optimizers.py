@@ -38,17 +38,23 @@ def _per_member(values: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Te
     return [member_view(values, p) for p in like]
 
 
-@functools.lru_cache(maxsize=4096)
 def _bias_correction(beta_1: float, beta_2: float, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``sqrt(1 - beta_2**t)`` and ``1 - beta_1**t`` as Keras computes them: on float32 scalar
-    tensors with torch's pow and sqrt (numpy's float32 pow rounds differently in the last bit for
-    some steps). 0-dim CPU tensors, which torch combines with a tensor on any device without a
-    transfer; the same for every population, so computed once per step count."""
+    """``sqrt(1 - beta_2**t)`` and ``1 - beta_1**t`` as 0-dim float32 CPU tensors, which torch
+    combines with a tensor on any device without a transfer."""
+    root, denominator = _bias_correction_values(beta_1, beta_2, t)
+    return torch.tensor(root, dtype=torch.float32), torch.tensor(denominator, dtype=torch.float32)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bias_correction_values(beta_1: float, beta_2: float, t: int) -> tuple[float, float]:
+    """The two float32 values, computed as Keras does: on float32 scalar tensors with torch's pow
+    and sqrt (numpy's float32 pow rounds differently in the last bit for some steps). The same for
+    every population, so computed once per step count (as exact Python floats)."""
     f32 = torch.float32
     tt = torch.tensor(float(t), dtype=f32)
     beta_1_power = torch.pow(torch.tensor(beta_1, dtype=f32), tt)
     beta_2_power = torch.pow(torch.tensor(beta_2, dtype=f32), tt)
-    return torch.sqrt(1 - beta_2_power), 1 - beta_1_power
+    return torch.sqrt(1 - beta_2_power).item(), (1 - beta_1_power).item()
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,8 @@ class Adam:
         params.flat.sub_(scratch.flat)
 
     def select(self, state: dict, index: torch.Tensor) -> dict:
-        return {"t": state["t"], **{k: state[k].select(index) for k in ("m", "v", "scratch")}}
+        m = state["m"].select(index)
+        return {"t": state["t"], "m": m, "v": state["v"].select(index), "scratch": Stacked.zeros(m.views)}
 
 
 @dataclass(frozen=True)

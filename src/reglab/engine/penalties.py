@@ -15,7 +15,7 @@ import torch
 from . import checks
 from .losses import member_sum
 from .model import Architecture
-from .pieces import Piece, Technique, member_column, member_view
+from .pieces import Piece, Technique, active_rows, member_column, member_view
 
 
 def kernel_coefficients(name: str, value, arch: Architecture) -> tuple[float, ...]:
@@ -40,17 +40,14 @@ class KernelPenaltyPiece(Piece):
         self.kind = kind  # "l1" or "l2"
         self.layers = torch.nonzero(coefficients.amax(0) > 0).flatten().tolist()
         # Per layer: the members that have its penalty, or None when every member does.
-        self.rows = {}
-        for layer in self.layers:
-            has = coefficients[:, layer] > 0
-            self.rows[layer] = None if bool(has.all()) else torch.nonzero(has).flatten()
+        self.rows = {layer: active_rows(coefficients[:, layer]) for layer in self.layers}
         self._scratch: dict[int, torch.Tensor] = {}
 
     def _buffer(self, layer: int, w: torch.Tensor) -> torch.Tensor:
         """A buffer per layer that lives across steps: on a CPU, allocating a fresh (K, 128, 128)
         tensor every step costs more than the arithmetic."""
         buf = self._scratch.get(layer)
-        if buf is None or buf.shape != w.shape or buf.device != w.device:
+        if buf is None or buf.shape != w.shape or buf.device != w.device or buf.dtype != w.dtype:
             buf = self._scratch[layer] = torch.empty_like(w, requires_grad=False)
         return buf
 
@@ -59,7 +56,7 @@ class KernelPenaltyPiece(Piece):
         indexing on a CPU)."""
         key = -1 - layer
         buf = self._scratch.get(key)
-        if buf is None or buf.shape[0] != len(rows) or buf.shape[1:] != w.shape[1:]:
+        if buf is None or buf.shape[0] != len(rows) or buf.shape[1:] != w.shape[1:] or buf.device != w.device or buf.dtype != w.dtype:
             buf = self._scratch[key] = torch.empty((len(rows), *w.shape[1:]), dtype=w.dtype, device=w.device)
         return torch.index_select(w, 0, rows, out=buf)
 

@@ -1,8 +1,9 @@
 """A population's parameters (or gradients, or optimizer moments) in one buffer.
 
 ``views[i]`` is the i-th tensor ``(K, ...)``, contiguous, exactly as it would be on its own, and
-``flat`` is all of them one after the other (each padded to a multiple of ``ALIGN`` elements with
-zeros that nothing reads). Elementwise work (the optimizer's update) then runs
+``flat`` is all of them one after the other, each padded to a multiple of ``ALIGN`` elements. The
+padding starts as zeros and then holds whatever the elementwise work leaves there (Adam's epsilon,
+say): never reduce over ``flat``. Elementwise work (the optimizer's update) then runs
 once over ``flat`` instead of once per layer: the same operations on the same values give the same
 bits per element wherever the element sits, so nothing but the number of dispatches changes.
 
@@ -30,8 +31,8 @@ class Stacked:
     views: list[torch.Tensor]
 
     @classmethod
-    def empty(cls, like: Sequence[torch.Tensor]) -> Stacked:
-        """Storage with the shapes of ``like`` (zeros). Each view starts on a 64-byte boundary, as
+    def zeros(cls, like: Sequence[torch.Tensor]) -> Stacked:
+        """Zeros with the shapes of ``like``. Each view starts on a 64-byte boundary, as
         a tensor of its own would: BLAS may take another code path for an operand that does not."""
         starts, total = [], 0
         for t in like:
@@ -43,12 +44,10 @@ class Stacked:
     @classmethod
     def of(cls, tensors: Sequence[torch.Tensor]) -> Stacked:
         """A copy of ``tensors`` in one buffer."""
-        out = cls.empty(tensors)
+        out = cls.zeros(tensors)
         for v, t in zip(out.views, tensors):
             v.copy_(t.detach())
         return out
-
-    zeros = empty
 
     def select(self, index: torch.Tensor) -> Stacked:
         """The members at ``index`` (along every view's first axis), in a new buffer."""

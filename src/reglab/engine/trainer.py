@@ -11,6 +11,7 @@ Techniques enter only through the hooks of :mod:`reglab.engine.pieces`; this fil
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -161,30 +162,30 @@ class Trainer:
         directions = {"loss": "min", **{m.name: m.direction for m in self.metric_list}}
         available = {n: directions[n.removeprefix("val_")] for n in self.names}
 
-        self.pieces = stack_pieces([m.techniques for m in members], arch, device, available)
-        self._hooks = _by_hook(self.pieces)
-        self.every_member_penalties = self._hooks[0]  # for the result's evaluate(); the loop's lists shrink as members stop
+        self._pieces = stack_pieces([m.techniques for m in members], arch, device, available)
+        self._hooks = _by_hook(self._pieces)
+        self._every_member_penalties = self._hooks.penalty  # for the result's evaluate(); the loop's lists shrink as members stop
 
-        self.seeds = torch.tensor([m.seed for m in members], dtype=torch.int64, device=device)
-        self.lr = torch.tensor([m.learning_rate for m in members], dtype=torch.float32, device=device)
+        self._seeds = torch.tensor([m.seed for m in members], dtype=torch.int64, device=device)
+        self._lr = torch.tensor([m.learning_rate for m in members], dtype=torch.float32, device=device)
         if initial_params is None:
-            params = init_params(arch, self.seeds, device)
+            params = init_params(arch, self._seeds, device)
         else:
             params = [p.detach().to(device=device, dtype=torch.float32).clone() for p in initial_params]
         # The parameters live in one buffer and the list is views of it: the optimizer updates the
         # population in one pass per operation, not one per layer (same arithmetic per element,
         # so the same bits).
         self._set_params(Stacked.of(params))
-        self.opt_state = self.opt.init(self._stacked)
+        self._opt_state = self.opt.init(self._stacked)
 
         # Where results land, indexed by the member's position in `members`.
-        self.alive = torch.arange(K, device=device)
+        self._alive = torch.arange(K, device=device)
         self._history = torch.full((K, self.epochs, len(self.names)), float("nan"), device=device)
-        self.final_params = [torch.zeros_like(p, requires_grad=False) for p in params]
+        self._final_params = [torch.zeros_like(p, requires_grad=False) for p in params]
         self._epochs_run = torch.zeros(K, dtype=torch.int64, device=device)
         self._reasons = torch.zeros(K, dtype=torch.int64, device=device)
         self._stopped = torch.zeros(K, dtype=torch.bool, device=device)
-        self.reports: dict[str, torch.Tensor] = {}
+        self._reports: dict[str, torch.Tensor] = {}
         self._x_take = _taker(self.X)
         self._y_take = _taker(self.Y)
         self.epoch = 0  # epochs completed
@@ -201,7 +202,7 @@ class Trainer:
     def epochs_run(self) -> np.ndarray:
         """``(K,)`` epochs each member has trained so far."""
         run = self._epochs_run.clone()
-        run[self.alive] = self.epoch
+        run[self._alive] = self.epoch
         return run.cpu().numpy()
 
     @property
@@ -214,15 +215,15 @@ class Trainer:
     def params(self) -> list[torch.Tensor]:
         """Every member's weights ``[W0, b0, ...]`` now: the current ones of members in training,
         the final ones (best restored where they restore) of members that stopped. A copy."""
-        out = [p.clone() for p in self.final_params]
+        out = [p.clone() for p in self._final_params]
         if not self.done:
             for o, p in zip(out, self._params):
-                o[self.alive] = p.detach()
+                o[self._alive] = p.detach()
         return out
 
     def history(self) -> dict[str, np.ndarray]:
         """``name -> (K, epochs so far)``, NaN after a member stopped."""
-        return {name: self._history[:, : self.epoch, i].cpu().numpy() for i, name in enumerate(self.names)}
+        return {name: self._history[:, : self.epoch, i].cpu().numpy().copy() for i, name in enumerate(self.names)}
 
     def predict(self, x) -> np.ndarray:
         """What each member outputs for ``x`` with its weights now (see :attr:`params`),
@@ -236,14 +237,14 @@ class Trainer:
         return TrainResult(
             arch=self.arch,
             members=self.members,
-            params=self.final_params,
-            history={name: self._history[:, :, i].cpu().numpy() for i, name in enumerate(self.names)},
-            epochs_run=self._epochs_run.cpu().numpy(),
+            params=[p.clone() for p in self._final_params],
+            history={name: self._history[:, :, i].cpu().numpy().copy() for i, name in enumerate(self.names)},
+            epochs_run=self._epochs_run.cpu().numpy().copy(),
             stop_reason=[STOP_REASONS[c] for c in self._reasons.tolist()],
-            reports={key: v.cpu().numpy() for key, v in self.reports.items()},
+            reports={key: v.cpu().numpy().copy() for key, v in self._reports.items()},
             loss_fn=self.loss_fn,
             metrics=self.metric_list,
-            penalty_pieces=self.every_member_penalties,
+            penalty_pieces=self._every_member_penalties,
         )
 
     # -- one epoch -----------------------------------------------------------------------------
@@ -254,7 +255,7 @@ class Trainer:
             raise RuntimeError(f"Trainer.step: training is finished ({self.epoch} epochs)")
         epoch, N, batch_size, device = self.epoch, self.N, self.batch_size, self.device
         penalty_pieces, hidden_pieces, before_pieces, update_pieces, stop_pieces = self._hooks
-        params, opt, opt_state, alive, seeds, lr = self._params, self.opt, self.opt_state, self.alive, self.seeds, self.lr
+        params, opt, opt_state, alive, seeds, lr = self._params, self.opt, self._opt_state, self._alive, self._seeds, self._lr
         loss_fn, metric_list = self.loss_fn, self.metric_list
         k = len(alive)
         order = rng.permutations(seeds, epoch, N)
@@ -265,7 +266,7 @@ class Trainer:
             ctx = StepContext(seeds=seeds, learning_rate=lr, epoch=epoch, step=step)
             hook = _hidden_hook(hidden_pieces, ctx) if hidden_pieces else None
             leaves = [p.detach().requires_grad_(True) for p in params]  # autograd's leaves: views, no copy
-            logits = forward(self.arch, leaves, xb, hook, self.gradient_buffers)
+            logits = forward(self.arch, leaves, xb, hook, self._gradient_buffers)
             data_loss = member_mean(loss_fn(logits, yb))
             for buffer, g in zip(self._grads.views, torch.autograd.grad(data_loss.sum(), leaves)):
                 if g.data_ptr() != buffer.data_ptr():  # else a large kernel's layer wrote it there itself
@@ -318,48 +319,56 @@ class Trainer:
                 # Stopped members leave the population with everything that belongs to them.
                 self._finish(torch.nonzero(stop).flatten(), reason)
                 keep = torch.nonzero(~stop).flatten()
-                self.alive, self.seeds, self.lr = alive[keep], seeds[keep], lr[keep]
+                self._alive, self._seeds, self._lr = alive[keep], seeds[keep], lr[keep]
                 self._set_params(self._stacked.select(keep))
-                self.opt_state = opt.select(opt_state, keep)
-                self.pieces = [p.select(keep) for p in self.pieces]
-                self._hooks = _by_hook(self.pieces)
-        return 0 if self.done else len(self.alive)
+                self._opt_state = opt.select(opt_state, keep)
+                self._pieces = [p.select(keep) for p in self._pieces]
+                self._hooks = _by_hook(self._pieces)
+        return 0 if self.done else len(self._alive)
 
     def _set_params(self, stacked: Stacked) -> None:
         """Parameters in one buffer, so that the optimizer updates all layers at once; gradients
         likewise, and a large kernel's gradient is written straight into its place there."""
         self._stacked = stacked
         self._params = stacked.views
-        self._grads = Stacked.empty(stacked.views)
+        self._grads = Stacked.zeros(stacked.views)
         kernels = {layer: self._grads.views[2 * layer] for layer in range(self.arch.n_layers)}
-        self.gradient_buffers = GradientBuffers(kernels)
+        self._gradient_buffers = GradientBuffers(kernels)
 
     def _finish(self, rows: torch.Tensor, reason: torch.Tensor) -> None:
         """Store the final state of the members at ``rows`` (positions in the current population)."""
         finished = [p.detach() for p in self._params]
-        for piece in self._hooks[4]:
+        for piece in self._hooks.on_epoch_end:
             finished = piece.finalize(finished)
-        dest = self.alive[rows]
-        for out, p in zip(self.final_params, finished):
+        dest = self._alive[rows]
+        for out, p in zip(self._final_params, finished):
             out[dest] = p[rows]
         self._epochs_run[dest] = self.epoch
         self._reasons[dest] = reason[rows]
         self._stopped[dest] = True
         merged: dict[str, torch.Tensor] = {}
-        for piece in self.pieces:  # two stopping rules report the same keys: the larger value (or) wins
+        for piece in self._pieces:  # two stopping rules report the same keys: the larger value (or) wins
             for key, value in piece.report().items():
                 v = value[rows]
                 merged[key] = v if key not in merged else (merged[key] | v if v.dtype == torch.bool else torch.maximum(merged[key], v))
         for key, v in merged.items():
-            if key not in self.reports:
-                self.reports[key] = torch.zeros(len(self.members), dtype=v.dtype, device=self.device)
-            self.reports[key][dest] = v
+            if key not in self._reports:
+                self._reports[key] = torch.zeros(len(self.members), dtype=v.dtype, device=self.device)
+            self._reports[key][dest] = v
 
 
-def _by_hook(pieces):
+class _Hooks(NamedTuple):
     """The pieces that implement each hook the loop calls."""
-    hooks = ("penalty", "hidden", "before_update", "after_update", "on_epoch_end")
-    return tuple([p for p in pieces if p.implements(hook)] for hook in hooks)
+
+    penalty: list
+    hidden: list
+    before_update: list
+    after_update: list
+    on_epoch_end: list
+
+
+def _by_hook(pieces) -> _Hooks:
+    return _Hooks(*([p for p in pieces if p.implements(hook)] for hook in _Hooks._fields))
 
 
 def _taker(t: torch.Tensor):
