@@ -52,7 +52,3 @@ class Stacked:
     def select(self, index: torch.Tensor) -> Stacked:
         """The members at ``index`` (along every view's first axis), in a new buffer."""
         return Stacked.of([v[index] for v in self.views])
-
-    @property
-    def members(self) -> int:
-        return self.views[0].shape[0]
