@@ -39,7 +39,12 @@ browser:
 test: $(VENV)/.installed-test browser
 	KERAS_BACKEND=torch $(BIN)/python -m pytest
 
-bench: $(VENV)/.installed-test
+# The engine benchmark compares with a JAX population: the bench extra (jax, optax) comes with it.
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
+	$(BIN)/python -m pip install -e ".[test,bench]"
+	touch $@
+
+bench: $(VENV)/.installed-bench
 	KERAS_BACKEND=torch $(BIN)/python benchmarks/engine.py
 
 # The example notebooks live in git without outputs (a test checks).
