@@ -62,14 +62,15 @@ def test_import_reglab_is_light_and_every_export_still_imports():
     light = loaded_after("import reglab\nout = sorted(reglab.__all__)")
     assert light["heavy"] == []
     names = light["out"]
-    assert {"Architecture", "Member", "Dropout", "train", "__version__"} <= set(names)
+    assert {"Architecture", "Member", "Technique", "register", "train", "__version__"} <= set(names)
     got = loaded_after(
         "import reglab, reglab.engine\n"
         f"from reglab import {', '.join(names)}\n"
+        "from reglab.engine.techniques.dropout import Dropout\n"
         "out = [[n for n in reglab.__all__ if n != '__version__' and getattr(reglab, n) is not getattr(reglab.engine, n)],\n"
-        "       sorted(set(reglab.__all__) - set(dir(reglab)))]"
+        "       sorted(set(reglab.__all__) - set(dir(reglab))), reglab.Dropout is Dropout is reglab.engine.Dropout]"
     )
-    assert got["out"] == [[], []]
+    assert got["out"] == [[], [], True]  # technique classes come by name from the registry
     assert "torch" in got["heavy"]  # the engine's names are torch's users: imported on first use
 
 

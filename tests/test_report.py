@@ -233,19 +233,13 @@ def test_report_of_folds_three_classes_and_standardized_inputs(tmp_path):
 
 
 def _numeric_parameters():
-    """Every sweepable parameter that takes numbers: the variant fields and the numeric fields of
-    the variant's tables (early_stopping.patience, prechelt.alpha...)."""
-    import types
-    import typing
+    """Every sweepable parameter: the variant's keys and the sweepable settings of the variant's
+    tables (early_stopping.patience, prechelt.alpha...), as the registry declares them."""
+    from reglab.engine import registry
+    from reglab.variants import sweepable
 
-    from reglab.spec import SWEEPABLE, TABLES
-
-    def numeric(annotation):
-        kinds = set(typing.get_args(annotation)) if isinstance(annotation, types.UnionType) else {annotation}
-        return kinds - {type(None)} <= {int, float} and annotation is not bool
-
-    nested = [f"{t}.{f}" for t, model in TABLES.items() for f, info in model.model_fields.items() if numeric(info.annotation)]
-    return [*SWEEPABLE, *nested]
+    nested = [s.path for cls in registry.techniques() if cls.table for s in cls.settings() if s.sweepable]
+    return [*sweepable(), *nested]
 
 
 # Two values per sweepable parameter, and what the swept variant needs for them to act.

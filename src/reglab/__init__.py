@@ -16,30 +16,25 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
-    "L1",
-    "L2",
     "SGD",
     "Adam",
     "Architecture",
-    "Dropout",
-    "EarlyStopping",
-    "GaussianDropout",
-    "GaussianNoise",
-    "MaxNorm",
+    "KerasCounterpart",
     "Member",
-    "Prechelt",
-    "ProximalL1",
+    "Technique",
     "TrainResult",
-    "WeightDecay",
     "__version__",
+    "register",
+    "setting",
     "train",
 ]
 
-# name -> the module that defines it
+# name -> the module that defines it. Every registered technique class (``reglab.Dropout``) comes
+# from the engine as well, by its class name: the registry knows them, no list here does.
 _LAZY = {name: ".engine" for name in __all__ if name != "__version__"}
 # Submodules reachable as attributes of the package (``reglab.engine.Dropout`` after ``import reglab``).
 _SUBMODULES = frozenset(
-    ("cli", "commands", "data", "demo", "engine", "errors", "examples", "notebook", "plan", "pool", "pytorch", "report", "runner", "sklearn", "spec", "store")
+    ("cli", "commands", "data", "demo", "engine", "errors", "examples", "keras", "notebook", "plan", "pool", "pytorch", "report", "runner", "sklearn", "spec", "store", "testing", "variants")
 )
 
 
@@ -59,6 +54,12 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
     elif name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")  # the import binds it as an attribute
+    elif name[:1].isupper() and not name.startswith("__"):
+        try:  # a technique class
+            value = getattr(importlib.import_module(".engine", __name__), name)
+        except AttributeError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        return value  # not cached: a technique registered later under this name replaces it
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value  # once: later lookups do not come here

@@ -61,6 +61,8 @@ def findings(run: RunData):
     """The report's "what we found" sentences, as Markdown for a notebook."""
     from IPython.display import Markdown
 
-    weights = _tables.weight_stats(run) if any(v.l1 or v.l2 or v.proximal_l1 for v in run.variants) else None
+    from .report import figures
+
+    weights = _tables.weight_stats(run) if figures.uses_penalty(run) else None
     sentences = _findings.paragraph(run, _tables.comparisons(run), weights)
     return Markdown("\n".join(f"- {s.replace('<', '&lt;')}" for s in sentences))

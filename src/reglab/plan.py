@@ -12,11 +12,12 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel
 
 from .data import Dataset, SplitSpec, load_builtin, load_table, split_indices
 from .engine import Architecture, Member
 from .errors import UserError
-from .spec import Experiment, VariantSpec
+from .spec import Experiment
 
 DEFAULT_MEMORY_BUDGET_MB = 1024
 
@@ -26,7 +27,7 @@ class MemberPlan:
     """One network to train, and where its rows are."""
 
     id: int
-    variant: VariantSpec
+    variant: BaseModel
     seed: int
     fold: int | None
     rows: dict[str, np.ndarray]

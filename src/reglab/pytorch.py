@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .engine import EarlyStopping as _Rule
+from .engine import monitor as improvement
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
@@ -40,7 +41,7 @@ class EarlyStopping:
     at the end of a run that never stopped (Keras restores in both cases)."""
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto", baseline=None, restore_best_weights=False, start_from_epoch=0):
-        direction = mode if mode != "auto" else ("max" if "acc" in monitor or monitor.startswith("fmeasure") else "min")
+        direction = improvement.direction("monitor", monitor, mode)
         self.rule = _Rule(
             monitor=monitor,
             min_delta=min_delta,

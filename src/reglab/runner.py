@@ -7,15 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .data import standardizer
 from .engine import train
-from .engine.results import mc_predict
-
-# Added to MC dropout's predictive variance in the Gaussian NLL, so that a member whose passes agree
-# exactly (no dropout reached the output) has a finite likelihood.
-MC_VARIANCE_FLOOR = 1e-6
+from .engine.technique import SummaryContext
 from .plan import DEFAULT_MEMORY_BUDGET_MB, Plan, Population, engine_members, make_plan
 from .spec import Experiment
 from .store import RunFolder
@@ -50,53 +45,13 @@ def _metrics(task: str) -> list[str]:
     return ["loss", "accuracy"] if task != "regression" else ["loss", "mse", "mae"]
 
 
-def _weight_columns(params, feature_names) -> dict[str, list]:
-    """Per member: the share of exactly-zero kernel weights per layer, and the inputs whose every
-    first-layer weight is zero (dropped: the network ignores them)."""
-    out: dict[str, list] = {}
-    for layer, W in enumerate(params[0::2]):
-        out[f"zeros_{layer}"] = (W == 0).float().mean(dim=(1, 2)).tolist()
-    dead = (params[0] == 0).all(dim=2).cpu().numpy()  # (K, n_inputs)
-    out["dropped_inputs"] = [";".join(str(f) for f, d in zip(feature_names, row) if d) for row in dead]
+def summary_functions(experiment: Experiment) -> list:
+    """The summary columns' functions of every technique some variant uses, each once, by name."""
+    used = {type(t) for v in experiment.spec.variant for t in experiment.techniques(v)}
+    out = []
+    for cls in sorted(used, key=lambda c: c.name):
+        out += [fn for fn in cls.summary if fn not in out]
     return out
-
-
-def _mc_columns(plan: Plan, population: Population, result, held_out, split: str) -> dict[str, list]:
-    """MC dropout's predictive on the held-out split, for members whose variant asks for it:
-    regression: MSE of the predictive mean and the Gaussian negative log-likelihood; classification:
-    cross-entropy and accuracy of the averaged probabilities. NaN for the other members."""
-    passes = np.array([m.variant.mc_dropout for m in population.members])
-    if not passes.any():
-        return {}
-    x, y = held_out
-    task = plan.arch.task
-    names = ["mc_mse", "mc_nll"] if task == "regression" else ["mc_loss", "mc_accuracy"]
-    out = {f"{split}_{n}": [float("nan")] * len(passes) for n in names}
-    for samples in sorted(set(passes[passes > 0].tolist())):
-        index = np.flatnonzero(passes == samples)
-        members = [result.members[i] for i in index]
-        params = [p[torch.as_tensor(index)] for p in result.params]
-        xs = x if np.ndim(x) == 2 else x[index]
-        ys = np.asarray(y if np.ndim(y) == 1 else y[index], dtype=np.float64)
-        mean, std = mc_predict(plan.arch, params, [m.techniques for m in members], [m.seed for m in members], xs, int(samples))
-        for j, k in enumerate(index):
-            for name, value in zip(names, _predictive_scores(task, mean[j].astype(np.float64), std[j].astype(np.float64), ys if ys.ndim == 1 else ys[j])):
-                out[f"{split}_{name}"][k] = value
-    return out
-
-
-def _predictive_scores(task: str, mean: np.ndarray, std: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    if task == "regression":
-        mu, var = mean[:, 0], std[:, 0] ** 2 + MC_VARIANCE_FLOOR
-        nll = 0.5 * np.log(2 * np.pi * var) + (y - mu) ** 2 / (2 * var)
-        return float(np.mean((y - mu) ** 2)), float(np.mean(nll))
-    eps = 1e-7  # Keras's clipping of probabilities
-    if task == "binary":
-        p = np.clip(mean[:, 0], eps, 1 - eps)
-        return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)))), float(np.mean((p > 0.5) == (y > 0.5)))
-    p = np.clip(mean, eps, 1 - eps)
-    labels = y.astype(int)
-    return float(np.mean(-np.log(p[np.arange(len(labels)), labels]))), float(np.mean(p.argmax(1) == labels))
 
 
 def run_population(plan: Plan, population: Population, device: str = "cpu", on_epoch_end=None):
@@ -119,8 +74,12 @@ def run_population(plan: Plan, population: Population, device: str = "cpu", on_e
         on_epoch_end=on_epoch_end,
     )
     scores = {s: result.evaluate(*arrays[s]) for s in splits}
-    extra = _weight_columns(result.params, plan.data.feature_names)
-    extra.update(_mc_columns(plan, population, result, arrays[splits[-1]], splits[-1]))
+    # The techniques' own columns (exact zeros, MC dropout's scores...), for every member of the
+    # population when any variant of the experiment uses the technique, so variants compare.
+    context = SummaryContext(plan.arch, result, arrays[splits[-1]], splits[-1], list(plan.data.feature_names))
+    extra: dict[str, list] = {}
+    for columns in summary_functions(plan.experiment):
+        extra.update(columns(context))
     kfold = any(m.fold is not None for m in population.members)
     rows, frames, weights = [], [], {}
     best = result.best_epoch

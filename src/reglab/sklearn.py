@@ -19,6 +19,7 @@ becomes one member of a population, trained in one call of the engine, with the 
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import time
 
@@ -32,91 +33,111 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .engine import Architecture, Member, train
+from .engine import Architecture, Member, registry, train
 from .engine.model import forward, output_activation
 from .engine.results import mc_predict
+from .engine.techniques.mc_dropout import MCDropout
 
-# Constructor parameters that go into the engine's technique objects (the rest shape the network
-# or the training run). A search may vary these within one population.
-TECHNIQUE_PARAMS = (
-    "dropout",
-    "l1",
-    "l2",
-    "weight_decay",
-    "max_norm",
-    "proximal_l1",
-    "gaussian_noise",
-    "gaussian_dropout",
-    "early_stopping",
-    "patience",
-    "min_delta",
-    "restore_best_weights",
-    "learning_rate",
-)
+# The parameters every estimator has, with their defaults; the techniques' parameters come from
+# the registry (each technique declares its scikit-learn names), so a registered technique is a
+# parameter of both estimators (of the classifier only, if it applies to classification only).
+BASE_PARAMS = {
+    "hidden": (100,),
+    "activation": "relu",
+    "validation_fraction": 0.1,
+    "epochs": 200,
+    "batch_size": 32,
+    "learning_rate": 0.001,
+    "optimizer": "adam",
+    "random_state": None,
+}
+
+
+def technique_params(task: str) -> dict[str, object]:
+    """``parameter -> default`` of every registered technique that applies to ``task``
+    (``classification`` or ``regression``), by technique name."""
+    out: dict[str, object] = {}
+    for cls in _applicable(task):
+        if cls.table:
+            out[cls.sklearn_switch] = False
+        out.update({s.sklearn: s.sklearn_default for s in cls.settings() if s.sklearn})
+    clash = set(out) & set(BASE_PARAMS)
+    if clash:
+        raise ValueError(f"scikit-learn parameters: a technique's name clashes with the estimator's own: {sorted(clash)}")
+    return out
+
+
+def _applicable(task: str) -> list:
+    """The techniques an estimator of ``task`` offers: those for its task that have parameters."""
+    tasks = ("binary", "multiclass") if task == "classification" else ("regression",)
+    return [
+        cls
+        for cls in registry.techniques()
+        if any(t in cls.tasks for t in tasks) and (cls.sklearn_switch if cls.table else any(s.sklearn for s in cls.settings()))
+    ]
+
+
+_ESTIMATORS: list[type] = []  # the estimator classes whose signature follows the registry
+
+
+def _signature(task: str) -> inspect.Signature:
+    params = {**BASE_PARAMS, **technique_params(task)}
+    first = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return inspect.Signature([first] + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, d in params.items()])
+
+
+def _refresh() -> None:
+    """Give every estimator class the signature of the techniques registered now."""
+    for cls in _ESTIMATORS:
+        cls.__init__.__signature__ = _signature(cls._task)
+
+
+def _listed(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+registry.subscribe(_refresh)
 
 
 class _MLP(BaseEstimator):
+    """What both estimators share. ``__init__`` only stores its keyword arguments; which ones it
+    takes (its signature, which scikit-learn reads) comes from the registry, kept current by
+    :func:`_refresh`."""
+
     _task = "regression"
 
-    def __init__(
-        self,
-        hidden=(100,),
-        activation="relu",
-        dropout=0.0,
-        l1=0.0,
-        l2=0.0,
-        weight_decay=0.0,
-        max_norm=None,
-        proximal_l1=0.0,
-        gaussian_noise=0.0,
-        gaussian_dropout=0.0,
-        early_stopping=False,
-        patience=10,
-        min_delta=0.0,
-        restore_best_weights=True,
-        validation_fraction=0.1,
-        epochs=200,
-        batch_size=32,
-        learning_rate=0.001,
-        optimizer="adam",
-        random_state=None,
-    ):
-        self.hidden = hidden
-        self.activation = activation
-        self.dropout = dropout
-        self.l1 = l1
-        self.l2 = l2
-        self.weight_decay = weight_decay
-        self.max_norm = max_norm
-        self.proximal_l1 = proximal_l1
-        self.gaussian_noise = gaussian_noise
-        self.gaussian_dropout = gaussian_dropout
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.min_delta = min_delta
-        self.restore_best_weights = restore_best_weights
-        self.validation_fraction = validation_fraction
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.optimizer = optimizer
-        self.random_state = random_state
+    def __init__(self, **params):
+        signature = type(self).__init__.__signature__
+        unknown = sorted(set(params) - set(signature.parameters))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {unknown[0]!r}")
+        for name, p in signature.parameters.items():
+            if name != "self":
+                setattr(self, name, params.get(name, p.default))
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+
+        def __init__(self, **params):  # a function of its own, to carry this class's signature
+            _MLP.__init__(self, **params)
+
+        cls.__init__ = __init__
+        _ESTIMATORS.append(cls)
+        _refresh()
 
     # --- what the engine gets -------------------------------------------------------------------
 
     def _techniques(self) -> tuple:
-        """The engine's techniques for these settings, built as an experiment file's variant is."""
-        from .spec import EarlyStoppingSpec, Experiment, VariantSpec
-
-        stopping = None
-        if self.early_stopping:
-            stopping = EarlyStoppingSpec.model_construct(
-                **{**EarlyStoppingSpec().model_dump(), "patience": self.patience, "min_delta": self.min_delta, "restore_best_weights": self.restore_best_weights}
-            )
-        settings = {name: getattr(self, name) for name in ("dropout", "l1", "l2", "weight_decay", "proximal_l1", "gaussian_noise", "gaussian_dropout")}
-        settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
-        variant = VariantSpec.model_construct(name="estimator", max_norm=self.max_norm or 0.0, early_stopping=stopping, **settings)
-        return Experiment.techniques(variant)
+        """The engine's techniques for these parameters, built as an experiment file's variant is."""
+        out = []
+        for cls in _applicable(self._task):
+            if cls.table and not getattr(self, cls.sklearn_switch):
+                continue
+            values = {s.key: _listed(getattr(self, s.sklearn)) for s in cls.settings() if s.sklearn}
+            technique = cls.from_variant(values)
+            if technique is not None:
+                out.append(technique)
+        return tuple(out)
 
     def _member(self, seed: int) -> Member:
         return Member(seed=seed, learning_rate=self.learning_rate, techniques=self._techniques())
@@ -132,7 +153,9 @@ class _MLP(BaseEstimator):
         return int(check_random_state(self.random_state).randint(0, 2**31 - 1))
 
     def _validation(self, n: int) -> float:
-        if not self.early_stopping:
+        """The share of rows set aside for validation: ``validation_fraction`` when a technique
+        needs validation data (early stopping), else none."""
+        if not any(t.needs_validation for t in self._techniques()):
             return 0.0
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction: must be a number in (0, 1), got {self.validation_fraction!r}")
@@ -169,8 +192,11 @@ class _MLP(BaseEstimator):
     def _output(self, X) -> np.ndarray:
         """The network's output for ``X``, computed in float64: a row's prediction must not depend on
         which other rows are predicted with it, and float32 matrix products can differ in the last
-        bit with the number of rows."""
+        bit with the number of rows. With ``mc_dropout`` passes, MC dropout's predictive mean."""
         check_is_fitted(self, "coefs_")
+        passes = next((t.passes for t in self._techniques() if isinstance(t, MCDropout)), 0)
+        if passes:  # MC dropout: the mean of that many passes with dropout on
+            return self.mc_predict(X, passes)[0].astype(np.float64)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         params = [torch.from_numpy(c.astype(np.float64)).unsqueeze(0) for c in self.coefs_]
         x = torch.from_numpy(X).unsqueeze(0)
@@ -276,6 +302,8 @@ class PopulationSearchCV(BaseEstimator):
         scorers = self._scorers(est)
         candidates = self._candidates()
         estimators = [clone(est).set_params(**c) for c in candidates]
+        # Parameters members of one population may differ in: the techniques' and the learning rate.
+        searchable = {*technique_params(est._task), "learning_rate"}
 
         # One member per (candidate, fold); members that can share a population are trained
         # together: same network shape and run settings, same number of training rows and the same
@@ -283,7 +311,7 @@ class PopulationSearchCV(BaseEstimator):
         # trains on all of them).
         groups: dict[tuple, list[tuple[int, int]]] = {}
         for i, e in enumerate(estimators):
-            shape = {k: v for k, v in e.get_params().items() if k not in TECHNIQUE_PARAMS and k != "random_state"}
+            shape = {k: v for k, v in e.get_params().items() if k not in searchable and k != "random_state"}
             for f, (train_rows, _) in enumerate(folds):
                 key = (repr(sorted(shape.items())), len(train_rows), e._validation(len(train_rows)))
                 groups.setdefault(key, []).append((i, f))
@@ -388,3 +416,4 @@ def _cv_results(candidates, scores, fit_time, score_time) -> dict:
         # Ties share the best rank, as in GridSearchCV (rankdata, method "min").
         out[f"rank_test_{name}"] = rankdata(-out[f"mean_test_{name}"], method="min").astype(np.int32)
     return out
+

@@ -1,56 +1,25 @@
 """Experiment files: TOML <-> validated ``Experiment`` <-> resolved TOML in the run folder.
 
-The structure is checked by pydantic (unknown keys are errors); every technique setting is then
-built with the engine's own classes, whose checks give the message. Errors read
+The structure is checked by pydantic (unknown keys are errors); a variant's keys come from the
+technique registry (:mod:`reglab.variants`), and every technique setting is then built with the
+technique's own class, whose declared rules give the message. Errors read
 ``file.toml: variant[2].dropout: must be a number in [0, 1), got 1.2``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import math
 import tomllib
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
-from .engine import (
-    L1,
-    L2,
-    SGD,
-    Adam,
-    Architecture,
-    Dropout,
-    EarlyStopping,
-    GaussianDropout,
-    GaussianNoise,
-    MaxNorm,
-    Prechelt,
-    ProximalL1,
-    WeightDecay,
-)
+from . import variants
+from .engine import SGD, Adam, Architecture, registry
 from .errors import UserError
-
-Strict = ConfigDict(extra="forbid", strict=True)
-Number = float | int
-
-
-def _spec_of(technique) -> type[BaseModel]:
-    """A strict pydantic model with exactly the fields (types and defaults) of a technique's dataclass."""
-    hints = typing.get_type_hints(technique)
-    fields = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(technique)}
-    return create_model(f"{technique.__name__}Spec", __config__=Strict, **fields)
-
-
-EarlyStoppingSpec = _spec_of(EarlyStopping)
-PrecheltSpec = _spec_of(Prechelt)
-# Tables of settings inside a variant: [variant.early_stopping], [variant.prechelt].
-TABLES = {"early_stopping": EarlyStoppingSpec, "prechelt": PrecheltSpec}
+from .variants import Number, Strict, SweepRange, describe_error, expand_sweep, is_parameter, table_models, techniques_of
 
 
 class DataSpec(BaseModel):
@@ -86,30 +55,6 @@ class TrainSpec(BaseModel):
     nesterov: bool = False
 
 
-class VariantSpec(BaseModel):
-    model_config = Strict
-    name: str
-    dropout: Number | list[Number] = 0.0
-    l1: Number | list[Number] = 0.0
-    l2: Number | list[Number] = 0.0
-    early_stopping: EarlyStoppingSpec | None = None
-    weight_decay: Number = 0.0
-    weight_decay_biases: bool = False
-    max_norm: Number | list[Number] = 0.0
-    proximal_l1: Number | list[Number] = 0.0
-    gaussian_noise: Number | list[Number] = 0.0
-    input_noise: Number = 0.0
-    gaussian_dropout: Number | list[Number] = 0.0
-    prechelt: PrecheltSpec | None = None
-    mc_dropout: int = 0
-    learning_rate: Number | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    optimizer: Literal["adam", "sgd"] | None = None
-    momentum: Number | None = None
-    nesterov: bool | None = None
-
-
 class ReportSpec(BaseModel):
     """How ``reglab report`` shows the experiment; training ignores it (not part of the fingerprint)."""
 
@@ -123,49 +68,48 @@ class ReportSpec(BaseModel):
     note: str = ""
 
 
-class SweepRange(BaseModel):
-    model_config = Strict
-    log: list[Number] | None = None
-    linear: list[Number] | None = None
-    num: int
+def experiment_model() -> type[BaseModel]:
+    """The schema of an experiment file; its variants' keys come from the technique registry."""
+    if "experiment" not in _cache:
+        VariantSpec = variants.variant_model()
+        _cache["experiment"] = create_model(
+            "ExperimentSpec",
+            __config__=Strict,
+            name=(str, ...),
+            seeds=(int | list[int], 10),
+            data=(DataSpec, ...),
+            model=(ModelSpec, Field(default_factory=ModelSpec)),
+            train=(TrainSpec, Field(default_factory=TrainSpec)),
+            variant=(list[VariantSpec], Field(default_factory=lambda: [VariantSpec(name="baseline")])),
+            sweep=(dict[str, list[Number] | list[int] | SweepRange], Field(default_factory=dict)),
+            report=(ReportSpec, Field(default_factory=ReportSpec)),
+            reglab=(dict[str, Any], Field(default_factory=dict)),  # versions, written into resolved files
+        )
+    return _cache["experiment"]
 
 
-class ExperimentSpec(BaseModel):
-    model_config = Strict
-    name: str
-    seeds: int | list[int] = 10
-    data: DataSpec
-    model: ModelSpec = Field(default_factory=ModelSpec)
-    train: TrainSpec = Field(default_factory=TrainSpec)
-    variant: list[VariantSpec] = Field(default_factory=lambda: [VariantSpec(name="baseline")])
-    sweep: dict[str, list[Number] | list[int] | SweepRange] = Field(default_factory=dict)
-    report: ReportSpec = Field(default_factory=ReportSpec)
-    reglab: dict[str, Any] = Field(default_factory=dict)  # versions, written into resolved files
+_cache: dict[str, Any] = {}
+registry.subscribe(_cache.clear)
+
+
+def __getattr__(name: str):
+    """``ExperimentSpec`` and ``VariantSpec``: the schemas for the techniques registered now."""
+    if name == "ExperimentSpec":
+        return experiment_model()
+    if name == "VariantSpec":
+        return variants.variant_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------------
 # Error messages
-
-_PHRASES = {
-    "int_type": "must be an integer",
-    "int_parsing": "must be an integer",
-    "float_type": "must be a number",
-    "bool_type": "must be true or false",
-    "string_type": "must be a string",
-    "list_type": "must be a list",
-    "dict_type": "must be a table",
-    "model_type": "must be a table",
-    "model_attributes_type": "must be a table",
-    "missing": "is required",
-}
-
 
 def _location(loc: tuple) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("int", "float", "list[union[float,int]]", "list[int]", "SweepRange", EarlyStoppingSpec.__name__, PrecheltSpec.__name__):
+        elif part in ("int", "float", "list[union[float,int]]", "list[int]", "SweepRange", *(m.__name__ for m in table_models().values())):
             continue  # pydantic's names for the branches of a union
         elif "[" in str(part) or str(part).startswith("function"):
             continue
@@ -174,19 +118,9 @@ def _location(loc: tuple) -> str:
     return out
 
 
-def _describe(error: dict) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "literal_error":
-        return f"must be {error['ctx']['expected']}, got {error['input']!r}"
-    phrase = _PHRASES.get(kind, error["msg"])
-    return phrase if kind == "missing" else f"{phrase}, got {error['input']!r}"
-
-
 def _allowed_keys(loc: tuple) -> list[str]:
-    models = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec, "variant": VariantSpec, "report": ReportSpec, **TABLES}
-    model: type[BaseModel] = ExperimentSpec
+    models = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec, "variant": variants.variant_model(), "report": ReportSpec, **table_models()}
+    model: type[BaseModel] = experiment_model()
     for part in loc[:-1]:
         if isinstance(part, str) and part in models:
             model = models[part]
@@ -196,7 +130,7 @@ def _allowed_keys(loc: tuple) -> list[str]:
 def format_validation_error(source: str, err: ValidationError) -> str:
     first = err.errors()[0]
     where = _location(first["loc"])
-    text = _describe(first)
+    text = describe_error(first)
     if first["type"] == "extra_forbidden":
         text += "; allowed: " + ", ".join(k for k in _allowed_keys(first["loc"]) if k != "reglab")
     return f"{source}: {where}: {text}"
@@ -205,149 +139,24 @@ def format_validation_error(source: str, err: ValidationError) -> str:
 # ---------------------------------------------------------------------------------------------------
 # Loading, sweeps, resolution
 
-SWEEPABLE = (
-    "dropout",
-    "l1",
-    "l2",
-    "weight_decay",
-    "max_norm",
-    "proximal_l1",
-    "gaussian_noise",
-    "input_noise",
-    "gaussian_dropout",
-    "mc_dropout",
-    "learning_rate",
-    "epochs",
-    "batch_size",
-    "momentum",
-)
-
-
-def _any_positive(value) -> bool:
-    return any(x > 0 for x in (value if isinstance(value, list) else [value]))
-
-
 def _toml(value) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else f"{value:g}"
 
 
-def _table_field(key: str) -> tuple[str, str] | None:
-    """``("early_stopping", "patience")`` for ``"early_stopping.patience"``; None for other keys."""
-    table, _, field = key.partition(".")
-    return (table, field) if table in TABLES and field else None
-
-
-def _sweep_values(key: str, value) -> list:
-    if isinstance(value, SweepRange):
-        bounds = value.log if value.log is not None else value.linear
-        if bounds is None or len(bounds) != 2 or (value.log is not None and value.linear is not None):
-            raise UserError(f"sweep.{key}: give exactly one of log = [low, high] or linear = [low, high], and num")
-        if value.num < 1:
-            raise UserError(f"sweep.{key}.num: must be an integer >= 1, got {value.num}")
-        if value.log is not None:
-            if min(bounds) <= 0:
-                raise UserError(f"sweep.{key}.log: bounds must be > 0, got {bounds}")
-            return [float(v) for v in np.geomspace(bounds[0], bounds[1], value.num)]
-        return [float(v) for v in np.linspace(bounds[0], bounds[1], value.num)]
-    if not value:
-        raise UserError(f"sweep.{key}: must list at least one value")
-    return list(value)
-
-
-def _apply(variant: VariantSpec, key: str, value) -> VariantSpec:
-    nested = _table_field(key)
-    if nested:
-        table, field = nested
-        base = getattr(variant, table)
-        return variant.model_copy(update={table: base.model_copy(update={field: value})})
-    return variant.model_copy(update={key: value})
-
-
-def expand_sweep(spec: ExperimentSpec) -> list[VariantSpec]:
-    """Each declared variant times every point of the sweep grid; names say the point."""
-    if not spec.sweep:
-        return list(spec.variant)
-    for key in spec.sweep:
-        if not is_parameter(key):
-            allowed = ", ".join([*SWEEPABLE, "early_stopping.<parameter>", "prechelt.<parameter>"])
-            raise UserError(f"sweep.{key}: not a sweepable parameter; sweepable: {allowed}")
-    grids = {k: [(k, v) for v in _sweep_values(k, value)] for k, value in spec.sweep.items()}
-    for key in grids:
-        nested = _table_field(key)
-        if nested and not any(getattr(v, nested[0]) is not None for v in spec.variant):
-            raise UserError(f"sweep.{key}: no variant has a [variant.{nested[0]}] table to sweep; add one to the variants it should vary")
-    out = []
-    for variant in spec.variant:
-        # A table's parameter varies only the variants that have the table: sweeping
-        # early_stopping.patience gives the baseline no early stopping. A variant that no key
-        # applies to stays as it is, once.
-        applies = [k for k in grids if not _table_field(k) or getattr(variant, _table_field(k)[0]) is not None]
-        if not applies:
-            out.append(variant)
-            continue
-        for point in itertools.product(*(grids[k] for k in applies)):
-            v = variant
-            for key, value in point:
-                v = _apply(v, key, value)
-                try:  # a swept value must be what the field takes, as if written in the variant
-                    VariantSpec.model_validate(v.model_dump(warnings=False))
-                except ValidationError as err:
-                    raise UserError(f"sweep.{key}: {_describe(err.errors()[0])}") from None
-            label = " ".join(f"{k}={value:g}" if isinstance(value, float) else f"{k}={value}" for k, value in point)
-            name = label if variant.name == "baseline" and len(spec.variant) == 1 else f"{variant.name} {label}"
-            out.append(v.model_copy(update={"name": name}))
-    return out
-
-
-def is_parameter(name: str) -> bool:
-    """Whether ``name`` is a variant parameter: a sweepable field, ``early_stopping.<field>`` or
-    ``prechelt.<field>``."""
-    nested = _table_field(name)
-    if nested:
-        return nested[1] in TABLES[nested[0]].model_fields
-    return name in SWEEPABLE
-
-
-def parameter_value(variant: VariantSpec, name: str, train: TrainSpec | None = None):
-    """The value of parameter ``name`` in a variant (its ``[train]`` value where the variant does not
-    override it); None for an early-stopping parameter of a variant without early stopping."""
-    nested = _table_field(name)
-    if nested:
-        table = getattr(variant, nested[0])
-        return None if table is None else getattr(table, nested[1])
-    value = getattr(variant, name)
-    if value is None and train is not None:
-        value = getattr(train, name)
-    return value
-
-
-def other_settings(variant: VariantSpec, name: str) -> dict:
-    """Every setting of a variant except its name and parameter ``name`` (which may sit in a table
-    such as ``prechelt.alpha``): variants that differ only in ``name`` have equal other settings."""
-    rest = variant.model_dump(exclude={"name"})
-    nested = _table_field(name)
-    if nested:
-        if rest[nested[0]] is not None:
-            rest[nested[0]].pop(nested[1])
-    else:
-        rest.pop(name)
-    return rest
-
-
-def seeds_of(spec: ExperimentSpec) -> list[int]:
+def seeds_of(spec: BaseModel) -> list[int]:
     return list(range(spec.seeds)) if isinstance(spec.seeds, int) else list(spec.seeds)
 
 
 class Experiment:
     """A validated experiment: the spec with its sweep expanded and every setting checked."""
 
-    def __init__(self, spec: ExperimentSpec, source: str = "<experiment>"):
+    def __init__(self, spec: BaseModel, source: str = "<experiment>"):
         self.source = source
-        variants = expand_sweep(spec)
+        expanded = expand_sweep(list(spec.variant), spec.sweep)
         report = spec.report
         if report.sweep is None and len(spec.sweep) == 1:  # a one-parameter sweep is what the report plots against
             report = report.model_copy(update={"sweep": next(iter(spec.sweep))})
-        self.spec = spec.model_copy(update={"variant": variants, "sweep": {}, "report": report})
+        self.spec = spec.model_copy(update={"variant": expanded, "sweep": {}, "report": report})
         self._check()
 
     @classmethod
@@ -378,7 +187,7 @@ class Experiment:
             if isinstance(value, dict) and "num" not in value:  # pydantic would only say "must be a list"
                 raise UserError(f"{source}: sweep.{key}.num: is required: a range is log = [low, high] or linear = [low, high], and num = <points>")
         try:
-            spec = ExperimentSpec.model_validate(raw)
+            spec = experiment_model().model_validate(raw)
         except ValidationError as err:
             raise UserError(format_validation_error(source, err)) from None
         try:
@@ -435,7 +244,7 @@ class Experiment:
         for i, v in enumerate(s.variant):
             # Per-layer lists are checked against the layers now, not when training starts.
             shape = Architecture(n_inputs=1, hidden=tuple(s.model.hidden), activation=s.model.activation)
-            self._guard(f"variant[{i}]", lambda v=v: [t.validate(shape) for t in self.techniques(v)])
+            self._guard(f"variant[{i}]", lambda v=v: _check_techniques(self.techniques(v), shape))
             self._guard(f"variant[{i}]", lambda v=v: self.optimizer(v))
             if v.learning_rate is not None and not 0 < v.learning_rate < math.inf:
                 raise UserError(f"variant[{i}].learning_rate: must be a finite number > 0, got {v.learning_rate}")
@@ -443,13 +252,6 @@ class Experiment:
                 value = getattr(v, field)
                 if value is not None and value < 1:
                     raise UserError(f"variant[{i}].{field}: must be an integer >= 1, got {value}")
-            if not 0 <= v.mc_dropout <= 10_000:
-                raise UserError(f"variant[{i}].mc_dropout: must be a number of passes in [0, 10000] (0: off), got {v.mc_dropout}")
-            if v.mc_dropout and not (_any_positive(v.dropout) or _any_positive(v.gaussian_dropout)):
-                raise UserError(
-                    f"variant[{i}].mc_dropout: needs a dropout or gaussian_dropout rate > 0 in the same variant (MC dropout samples them), "
-                    f"got dropout = {v.dropout}, gaussian_dropout = {v.gaussian_dropout}"
-                )
             optimizer = v.optimizer or s.train.optimizer
             for field in ("momentum", "nesterov"):  # a variant's own setting, against its own optimizer
                 value = getattr(v, field)
@@ -488,7 +290,7 @@ class Experiment:
 
     # --- what the engine needs -------------------------------------------------------------------
 
-    def optimizer(self, variant: VariantSpec | None = None):
+    def optimizer(self, variant: BaseModel | None = None):
         """The optimizer of ``[train]``, with the variant's overrides."""
         t = self.spec.train
         pick = lambda field: getattr(t, field) if variant is None or getattr(variant, field) is None else getattr(variant, field)  # noqa: E731
@@ -496,30 +298,8 @@ class Experiment:
             return Adam()
         return SGD(momentum=float(pick("momentum")), nesterov=pick("nesterov"))
 
-    @staticmethod
-    def techniques(v: VariantSpec) -> tuple:
-        out = []
-        if v.dropout != 0:
-            out.append(Dropout(v.dropout if not isinstance(v.dropout, list) else tuple(v.dropout)))
-        if v.l1 != 0:
-            out.append(L1(v.l1 if not isinstance(v.l1, list) else tuple(v.l1)))
-        if v.l2 != 0:
-            out.append(L2(v.l2 if not isinstance(v.l2, list) else tuple(v.l2)))
-        if v.early_stopping is not None:
-            out.append(EarlyStopping(**v.early_stopping.model_dump()))
-        if v.weight_decay != 0 or v.weight_decay_biases:
-            out.append(WeightDecay(v.weight_decay, v.weight_decay_biases))
-        if v.max_norm != 0:
-            out.append(MaxNorm(_tupled(v.max_norm)))
-        if v.proximal_l1 != 0:
-            out.append(ProximalL1(_tupled(v.proximal_l1)))
-        if v.gaussian_noise != 0 or v.input_noise != 0:
-            out.append(GaussianNoise(_tupled(v.gaussian_noise), v.input_noise))
-        if v.gaussian_dropout != 0:
-            out.append(GaussianDropout(_tupled(v.gaussian_dropout)))
-        if v.prechelt is not None:
-            out.append(Prechelt(**v.prechelt.model_dump()))
-        return tuple(out)
+    #: The engine's techniques of a variant (:func:`reglab.variants.techniques_of`).
+    techniques = staticmethod(techniques_of)
 
     def seeds(self) -> list[int]:
         return seeds_of(self.spec)
@@ -544,8 +324,11 @@ class Experiment:
         return data
 
 
-def _tupled(value):
-    return tuple(value) if isinstance(value, list) else value
+def _check_techniques(techniques: tuple, arch: Architecture) -> None:
+    """Each technique against the network (per-layer lists, the task) and the variant's others."""
+    for t in techniques:
+        t.validate(arch)
+        t.check_with(techniques)
 
 
 def _plain(value):

@@ -129,7 +129,7 @@ def test_dropout_only_acts_at_training_time(moons):
 
 
 def test_dropout_keeps_the_expected_share_and_scales():
-    from reglab.engine.dropout import DropoutPiece
+    from reglab.engine.techniques.dropout import DropoutPiece
     from reglab.engine.pieces import StepContext
 
     piece = DropoutPiece(torch.tensor([[0.0], [0.25], [0.5], [0.9]]))

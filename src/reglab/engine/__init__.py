@@ -1,38 +1,41 @@
-"""The population engine: K small networks trained at once, parameters stacked on a member axis."""
+"""The population engine: K small networks trained at once, parameters stacked on a member axis.
 
-from .dropout import Dropout
-from .early_stopping import EarlyStopping
+The techniques live one module each in :mod:`reglab.engine.techniques` and are found there by
+the registry (:mod:`reglab.engine.registry`); every registered technique class is importable
+from here by its class name (``from reglab.engine import Dropout``).
+"""
+
+from . import techniques
 from .members import Member
-from .noise import GaussianDropout, GaussianNoise
 from .model import Architecture, init_params
 from .optimizers import SGD, Adam
-from .penalties import L1, L2
-from .prechelt import Prechelt
-from .pieces import STOP_REASONS, Piece, Technique
+from .pieces import STOP_REASONS, Piece
+from .registry import register
 from .results import TrainResult
+from .technique import KerasCounterpart, Technique, setting
 from .trainer import Trainer, train
-from .weights import MaxNorm, ProximalL1, WeightDecay
 
 __all__ = [
     "SGD",
     "STOP_REASONS",
     "Adam",
     "Architecture",
-    "Dropout",
-    "EarlyStopping",
-    "GaussianDropout",
-    "GaussianNoise",
-    "L1",
-    "L2",
-    "MaxNorm",
+    "KerasCounterpart",
     "Member",
     "Piece",
-    "Prechelt",
-    "ProximalL1",
     "Technique",
     "TrainResult",
     "Trainer",
-    "WeightDecay",
     "init_params",
+    "register",
+    "setting",
     "train",
 ]
+
+
+def __getattr__(name: str):
+    return getattr(techniques, name)
+
+
+def __dir__():
+    return sorted({*globals(), *dir(techniques)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -93,3 +94,93 @@ def per_layer(name: str, value: Any, n: int, check) -> tuple[float, ...]:
         return tuple(check(f"{name}[{i}]", v) for i, v in enumerate(value))
     v = check(name, value)
     return (v,) * n
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rules: a check together with the words for what it allows, declared once next to a setting
+# (:func:`reglab.engine.technique.setting`) and read by every place that shows or checks it: the
+# experiment-file schema, ``reglab techniques``, the scikit-learn parameters and the common suite.
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one setting allows: ``kind`` (number, integer, bool, choice, text), the words for it,
+    and for numbers and integers the bounds (used to show the rule and to make values it refuses)."""
+
+    kind: str
+    allowed: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    options: tuple[str, ...] = ()
+    optional: bool = False  # None (unset) is allowed too
+
+    def __call__(self, name: str, value: Any) -> Any:
+        if value is None and self.optional:
+            return None
+        if self.kind == "number":
+            return number(name, value, lo=self.lo, hi=self.hi, lo_open=self.lo_open, hi_open=self.hi_open)
+        if self.kind == "integer":
+            return integer(name, value, lo=None if self.lo is None else int(self.lo), hi=None if self.hi is None else int(self.hi))
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                fail(name, value, self.allowed)
+            return value
+        if self.kind == "choice":
+            return choice(name, value, self.options)
+        if not isinstance(value, str) or not value:
+            fail(name, value, self.allowed)
+        return value
+
+    def or_none(self, meaning: str) -> Rule:
+        """The same rule where None (not set) is also allowed, meaning ``meaning``."""
+        return replace(self, optional=True, allowed=f"{self.allowed}, or unset ({meaning})")
+
+    def refused(self) -> list[Any]:
+        """Values this rule must refuse (for the common technique suite)."""
+        out: list[Any] = ["text"] if self.kind != "text" else [3]
+        if self.kind in ("number", "integer"):
+            out.append(True)
+            if self.lo is not None:
+                out.append(self.lo if self.lo_open else self.lo - 1)
+            if self.hi is not None:
+                out.append(self.hi if self.hi_open else self.hi + 1)
+        if self.kind == "integer":
+            out.append(1.5)
+        if self.kind == "number":
+            out.append(math.inf)
+        if self.kind == "bool":
+            out.append(1)
+        if self.kind == "choice":
+            out.append("not-an-option")
+        return out
+
+
+def number_rule(*, lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Rule:
+    try:
+        number("x", math.nan, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
+    except ValueError as err:  # the same words as number()'s message
+        allowed = str(err).removeprefix("x: must be ").rsplit(", got", 1)[0]
+    return Rule("number", allowed, lo, hi, lo_open, hi_open)
+
+
+def integer_rule(*, lo: int | None = None, hi: int | None = None) -> Rule:
+    try:
+        integer("x", None, lo=lo, hi=hi)
+    except ValueError as err:
+        allowed = str(err).removeprefix("x: must be ").rsplit(", got", 1)[0]
+    return Rule("integer", allowed, lo, hi)
+
+
+def choice_rule(options: Iterable[str]) -> Rule:
+    options = tuple(options)
+    return Rule("choice", "one of " + ", ".join(repr(o) for o in options), options=options)
+
+
+RATE = number_rule(lo=0.0, hi=1.0, hi_open=True)
+NON_NEGATIVE = number_rule(lo=0.0)
+POSITIVE = number_rule(lo=0.0, lo_open=True)
+ANY_NUMBER = number_rule()
+BOOL = Rule("bool", "true or false")
+TEXT = Rule("text", "a non-empty string")

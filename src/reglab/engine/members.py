@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import checks
-from .pieces import Technique
+from .technique import Technique
 
 MAX_SEED = 2**32 - 1
 

@@ -1,6 +1,6 @@
 """The contract between techniques and the training loop.
 
-A *technique* is a small, user-facing settings object (``Dropout(0.5)``, ``L1(1e-3)``,
+A *technique* (:mod:`reglab.engine.technique`) is a small, user-facing settings object (``Dropout(0.5)``, ``L1(1e-3)``,
 ``EarlyStopping(patience=20)``). Before training, the settings of one technique type across all
 members of a population are *stacked* into one :class:`Piece` whose tensors have the member axis
 first; a member without that technique gets a neutral setting that changes nothing, bit for bit
@@ -14,6 +14,8 @@ The training loop only calls the hooks below; it never names a technique:
   is the one autograd would do (``c * sign(w)``, ``(2c) * w``), so the bits are the same.
 - ``hidden(h, layer, ctx)``: transform hidden activations at training time (dropout, noise);
   ``layer == -1`` is the input.
+- ``targets(y)``: the targets the loss compares with (label smoothing), in training and
+  evaluation alike, as a Keras loss's own argument would; metrics see the given targets.
 - ``before_update(params, ctx)``: change parameters in place before the optimizer step, after the
   gradients were taken (decoupled weight decay, where Keras's optimizers apply it).
 - ``after_update(params, ctx)``: change parameters in place after the optimizer step (constraints
@@ -26,15 +28,28 @@ The training loop only calls the hooks below; it never names a technique:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 
 from .model import Architecture
 
-# Stop reasons, by code. 0 means "still training" until the end, where it becomes "max_epochs".
-STOP_REASONS = ("max_epochs", "patience", "stopping_threshold", "divergence", "non_finite", "GL", "PQ", "UP")
-REASON_CODE = {name: code for code, name in enumerate(STOP_REASONS)}
+if TYPE_CHECKING:  # pragma: no cover
+    from .technique import Technique
+
+# Stop reasons, by code. 0 means "still training" until the end, where it becomes "max_epochs";
+# "non_finite" is the loop's own. Techniques add theirs when registered (codes live only in memory:
+# results hold the names).
+STOP_REASONS: list[str] = ["max_epochs", "non_finite"]
+REASON_CODE: dict[str, int] = {name: code for code, name in enumerate(STOP_REASONS)}
+
+
+def add_stop_reason(name: str) -> int:
+    """The code of stop reason ``name``, which becomes known if it was not."""
+    if name not in REASON_CODE:
+        REASON_CODE[name] = len(STOP_REASONS)
+        STOP_REASONS.append(name)
+    return REASON_CODE[name]
 
 
 @dataclass
@@ -65,6 +80,9 @@ class Piece:
     def hidden(self, h: torch.Tensor, layer: int, ctx: StepContext) -> torch.Tensor:
         return h
 
+    def targets(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
     def before_update(self, params: list[torch.Tensor], ctx: StepContext) -> None:
         return None
 
@@ -88,31 +106,6 @@ class Piece:
         return getattr(type(self), hook) is not getattr(Piece, hook)
 
 
-class Technique:
-    """A user-facing technique setting. Subclasses say how to stack one setting per member."""
-
-    #: Name used in error messages and configuration files.
-    name: ClassVar[str]
-
-    @classmethod
-    def stack(
-        cls,
-        settings: list[Technique | None],
-        arch: Architecture,
-        device: torch.device,
-        available_logs: dict[str, str],
-    ) -> Piece:
-        """One piece for the population; ``settings[k]`` is None for members without the technique.
-
-        ``available_logs`` maps every name the history will hold (``loss``, ``val_accuracy``...)
-        to its better direction (``"min"`` or ``"max"``).
-        """
-        raise NotImplementedError
-
-    def validate(self, arch: Architecture) -> None:
-        """Check the settings against the architecture; raise ``ValueError`` on a bad value."""
-
-
 def total_penalty(pieces: list[Piece], params: list[torch.Tensor]) -> torch.Tensor | None:
     """The sum of the pieces' penalties per member, in piece order; None when no piece has one."""
     total = None
@@ -121,6 +114,20 @@ def total_penalty(pieces: list[Piece], params: list[torch.Tensor]) -> torch.Tens
         if term is not None:
             total = term if total is None else total + term
     return total
+
+
+def loss_targets(pieces: list[Piece], y: torch.Tensor) -> torch.Tensor:
+    """The targets the loss sees: ``y`` through every piece's ``targets`` hook, in piece order."""
+    for piece in pieces:
+        y = piece.targets(y)
+    return y
+
+
+class Inert(Piece):
+    """The piece of a technique that acts outside training only (MC dropout acts at prediction)."""
+
+    def select(self, index: torch.Tensor) -> Inert:
+        return self
 
 
 def member_view(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from .arrays import features, targets
 from .losses import Metric, SampleFn, member_mean
 from .members import Member
 from .model import Architecture, forward, output_activation
-from .pieces import Piece, total_penalty
+from .pieces import Piece, loss_targets, total_penalty
 
 # Rows per forward chunk are chosen so that one hidden activation stays under this many bytes: small
 # enough to stay in cache (4 MiB made a 140-member grid prediction 4x faster than 256 MiB on a 2-core CPU).
@@ -40,6 +40,7 @@ class TrainResult:
     loss_fn: SampleFn
     metrics: list[Metric]
     penalty_pieces: list[Piece] = field(repr=False)
+    target_pieces: list[Piece] = field(repr=False, default_factory=list)
 
     @property
     def stopped_epoch(self) -> np.ndarray:
@@ -88,7 +89,7 @@ class TrainResult:
     def evaluate(self, x, y) -> dict[str, np.ndarray]:
         """Per-member ``loss`` (with the penalties, as Keras's ``evaluate``), ``data_loss`` (without
         them) and metrics on ``(x, y)``, in inference mode."""
-        return evaluate_params(self.arch, self.params, x, y, self.loss_fn, self.metrics, self.penalty_pieces)
+        return evaluate_params(self.arch, self.params, x, y, self.loss_fn, self.metrics, self.penalty_pieces, self.target_pieces)
 
 
 def _row_chunks(arch: Architecture, k: int, x: torch.Tensor):
@@ -118,14 +119,16 @@ def evaluate_params(
     loss_fn: SampleFn,
     metrics: list[Metric],
     penalty_pieces: list[Piece] = (),
+    target_pieces: list[Piece] = (),
 ) -> dict[str, np.ndarray]:
-    """``loss`` (data loss plus penalties), ``data_loss`` and each metric, per member."""
+    """``loss`` (data loss plus penalties), ``data_loss`` and each metric, per member; the loss
+    compares with the targets as the pieces' ``targets`` hooks give them (label smoothing)."""
     k = params[0].shape[0]
     Y = targets("y", y, arch, k, features("x", x, arch, k)).to(params[0].device)
     Y = Y.unsqueeze(0) if Y.dim() == 2 else Y
     logits = logits_for(arch, params, x)
     with torch.no_grad():
-        data_loss = member_mean(loss_fn(logits, Y))
+        data_loss = member_mean(loss_fn(logits, loss_targets(list(target_pieces), Y)))
         pen = total_penalty(list(penalty_pieces), params)
         loss = data_loss if pen is None else data_loss + pen
         out = {"loss": loss, "data_loss": data_loss}
@@ -134,8 +137,6 @@ def evaluate_params(
     return {key: value.cpu().numpy() for key, value in out.items()}
 
 
-# The techniques MC dropout keeps on at prediction time.
-MC_TECHNIQUES = ("dropout", "gaussian_dropout")
 MC_EPOCH = -1  # pass t of MC dropout draws its masks with the key (seed, ..., epoch=-1, step=t)
 
 
@@ -150,7 +151,7 @@ def mc_predict(arch: Architecture, params: list[torch.Tensor], techniques, seeds
 
     k = params[0].shape[0]
     device = params[0].device
-    kept = [tuple(t for t in ts if t.name in MC_TECHNIQUES) for ts in techniques]
+    kept = [tuple(t for t in ts if t.mc_sample) for ts in techniques]
     pieces = stack_pieces(kept, arch, device, {})
     X = features("x", x, arch, k).to(device)
     xs = X.expand(k, *X.shape) if X.dim() == 2 else X

@@ -21,7 +21,7 @@ from .losses import LOSS_NAMES, METRICS_FOR_TASK, make_loss, make_metric, member
 from .members import Member
 from .model import Architecture, GradientBuffers, forward, init_params, output_activation
 from .optimizers import make_optimizer
-from .pieces import REASON_CODE, STOP_REASONS, StepContext, stack_pieces, total_penalty
+from .pieces import REASON_CODE, STOP_REASONS, StepContext, loss_targets, stack_pieces, total_penalty
 from .results import TrainResult, logits_for
 from .stacked import Stacked
 
@@ -133,6 +133,7 @@ class Trainer:
         for m in members:
             for t in m.techniques:
                 t.validate(arch)
+                t.check_with(m.techniques)
 
         # Data: float32 tensors on the device; (N, C) shared or (K, N, C) per member.
         X = arrays.features("x", x, arch, K)
@@ -164,7 +165,8 @@ class Trainer:
 
         self._pieces = stack_pieces([m.techniques for m in members], arch, device, available)
         self._hooks = _by_hook(self._pieces)
-        self._every_member_penalties = self._hooks.penalty  # for the result's evaluate(); the loop's lists shrink as members stop
+        # For the result's evaluate(); the loop's lists shrink as members stop.
+        self._every_member_penalties, self._every_member_targets = self._hooks.penalty, self._hooks.targets
 
         self._seeds = torch.tensor([m.seed for m in members], dtype=torch.int64, device=device)
         self._lr = torch.tensor([m.learning_rate for m in members], dtype=torch.float32, device=device)
@@ -245,6 +247,7 @@ class Trainer:
             loss_fn=self.loss_fn,
             metrics=self.metric_list,
             penalty_pieces=self._every_member_penalties,
+            target_pieces=self._every_member_targets,
         )
 
     # -- one epoch -----------------------------------------------------------------------------
@@ -254,7 +257,7 @@ class Trainer:
         if self.done:
             raise RuntimeError(f"Trainer.step: training is finished ({self.epoch} epochs)")
         epoch, N, batch_size, device = self.epoch, self.N, self.batch_size, self.device
-        penalty_pieces, hidden_pieces, before_pieces, update_pieces, stop_pieces = self._hooks
+        penalty_pieces, hidden_pieces, target_pieces, before_pieces, update_pieces, stop_pieces = self._hooks
         params, opt, opt_state, alive, seeds, lr = self._params, self.opt, self._opt_state, self._alive, self._seeds, self._lr
         loss_fn, metric_list = self.loss_fn, self.metric_list
         k = len(alive)
@@ -267,7 +270,7 @@ class Trainer:
             hook = _hidden_hook(hidden_pieces, ctx) if hidden_pieces else None
             leaves = [p.detach().requires_grad_(True) for p in params]  # autograd's leaves: views, no copy
             logits = forward(self.arch, leaves, xb, hook, self._gradient_buffers)
-            data_loss = member_mean(loss_fn(logits, yb))
+            data_loss = member_mean(loss_fn(logits, loss_targets(target_pieces, yb)))
             for buffer, g in zip(self._grads.views, torch.autograd.grad(data_loss.sum(), leaves)):
                 if g.data_ptr() != buffer.data_ptr():  # else a large kernel's layer wrote it there itself
                     buffer.copy_(g)
@@ -296,7 +299,7 @@ class Trainer:
         with torch.no_grad():
             logs_row = sums / N
             if self.Xv is not None:
-                val = _evaluate(self.arch, params, self.Xv, self.Yv, alive, loss_fn, metric_list, penalty_pieces)
+                val = _evaluate(self.arch, params, self.Xv, self.Yv, alive, loss_fn, metric_list, penalty_pieces, target_pieces)
                 logs_row = torch.cat([logs_row, val], dim=1)
             self._history[alive, epoch] = logs_row
             logs = {name: logs_row[:, i] for i, name in enumerate(self.names)}
@@ -362,6 +365,7 @@ class _Hooks(NamedTuple):
 
     penalty: list
     hidden: list
+    targets: list
     before_update: list
     after_update: list
     on_epoch_end: list
@@ -387,12 +391,12 @@ def _hidden_hook(hidden_pieces, ctx):
     return hook
 
 
-def _evaluate(arch, params, Xv, Yv, alive, loss_fn, metric_list, penalty_pieces) -> torch.Tensor:
+def _evaluate(arch, params, Xv, Yv, alive, loss_fn, metric_list, penalty_pieces, target_pieces) -> torch.Tensor:
     """Validation loss (with the penalties, as Keras reports it) and metrics, inference mode."""
     xv = Xv.expand(len(alive), *Xv.shape) if Xv.dim() == 2 else Xv[alive]
     yv = Yv.unsqueeze(0) if Yv.dim() == 2 else Yv[alive]
     logits = forward(arch, params, xv)
-    val_loss = member_mean(loss_fn(logits, yv))
+    val_loss = member_mean(loss_fn(logits, loss_targets(target_pieces, yv)))
     pen = total_penalty(penalty_pieces, params)
     if pen is not None:
         val_loss = val_loss + pen

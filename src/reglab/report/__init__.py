@@ -16,6 +16,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import UserError
 from ..store import atomic_write
+from ..variants import uses
 from .rundata import RunData
 
 CSS = """
@@ -110,7 +111,7 @@ def _section(run: RunData) -> str:
     if not run.classification and run.X.shape[1] == 1:
         parts.append("<h3>Fitted curves</h3>")
         parts.append(_figure(figures.to_png(figures.fitted_curves(run)), "The median member's curve and the 10–90 % band of all seeds' curves.", "fitted curves"))
-    if not run.classification and run.X.shape[1] == 1 and any(v.mc_dropout for v in run.variants):
+    if not run.classification and run.X.shape[1] == 1 and any(uses(v, "mc_bands") for v in run.variants):
         parts.append(
             _figure(
                 figures.to_png(figures.mc_dropout(run)),

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from scipy.stats import gaussian_kde  # noqa: E402
 
+from ..variants import other_settings, parameter_value, uses  # noqa: E402
 from .rundata import RunData  # noqa: E402
 from .stats import mean_ci  # noqa: E402
 
@@ -167,7 +168,8 @@ def _curve_panel(ax, run: RunData, member, title: str) -> None:
 
 
 def stops_early(variant) -> bool:
-    return variant.early_stopping is not None or variant.prechelt is not None
+    """Whether a variant uses a stopping rule (a technique that asks for the stopping panels)."""
+    return uses(variant, "stopping")
 
 
 def uses_early_stopping(run: RunData) -> bool:
@@ -250,8 +252,9 @@ def stop_epochs(run: RunData):
 
 
 def uses_penalty(run: RunData) -> bool:
-    """Whether some variant acts on the weights: penalties, decay, constraints, proximal steps."""
-    return any(v.l1 != 0 or v.l2 != 0 or v.proximal_l1 != 0 or v.weight_decay != 0 or v.max_norm != 0 for v in run.variants)
+    """Whether some variant acts on the weights (its techniques ask for the weights panel:
+    penalties, decay, constraints, proximal steps)."""
+    return any(uses(v, "weights") for v in run.variants)
 
 
 def weight_distributions(run: RunData):
@@ -282,7 +285,6 @@ def weight_distributions(run: RunData):
 
 def sweep_lines(run: RunData) -> list[tuple[str, list[tuple[float, str]]]]:
     """Groups of variants that differ only in the swept parameter: (label, [(value, variant)])."""
-    from ..spec import other_settings, parameter_value
 
     parameter = run.experiment.spec.report.sweep
     if parameter is None:

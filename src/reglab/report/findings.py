@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..variants import uses
 from .rundata import RunData
 from .stats import Paired, format_p, mean_ci, percentile_of
 from .tables import NEAR_ZERO, num
@@ -129,7 +130,7 @@ def references(run: RunData) -> str | None:
 def paragraph(run: RunData, comps, weight_stats=None) -> list[str]:
     out = [technique(run, name, q) for name, q in comps.items() if not _in_sweep(run, name)]
     for v in run.variants:
-        if (v.early_stopping is not None or v.prechelt is not None) and not _in_sweep(run, v.name):
+        if uses(v, "stopping") and not _in_sweep(run, v.name):
             text = early_stopping(run, v.name)
             if text:
                 out.append(text)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import BaseModel
 from safetensors.torch import load_file
 
 from ..data import standardizer
@@ -18,7 +19,7 @@ from ..engine import Architecture
 from ..engine.model import output_activation
 from ..engine.results import logits_for, mc_predict
 from ..errors import UserError
-from ..spec import Experiment, VariantSpec
+from ..spec import Experiment
 from ..store import read_summary
 
 NEEDED = ("experiment.toml", "summary.csv", "history.parquet", "data.parquet", "data.json", "splits.parquet")
@@ -81,7 +82,7 @@ class RunData:
         return Architecture(self.X.shape[1], tuple(m.hidden), m.activation, self.task, n_out)
 
     @property
-    def variants(self) -> list[VariantSpec]:
+    def variants(self) -> list[BaseModel]:
         return list(self.experiment.spec.variant)
 
     @property

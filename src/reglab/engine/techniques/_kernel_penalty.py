@@ -1,29 +1,42 @@
-"""L1 and L2 kernel penalties with Keras's formulas: ``l1 * sum(|w|)`` and ``l2 * sum(w**2)``.
+"""What L1 and L2 share: a penalty on the kernels, added to the loss, with its gradient.
 
-No factor of one half, kernels only (biases are never penalised), added to the loss, so they show
-up in ``loss`` and ``val_loss`` exactly as in Keras. A single coefficient applies to every hidden
-layer, as ``kernel_regularizer=l1(...)`` on each hidden ``Dense`` does in the origin notebooks; a
-list gives one coefficient per Dense layer, the output layer included.
+Keras's formulas (``l1 * sum(|w|)``, ``l2 * sum(w**2)``): no factor of one half, kernels only
+(biases are never penalised), added to the loss, so they show up in ``loss`` and ``val_loss``
+exactly as in Keras. A single coefficient applies to every hidden layer, as
+``kernel_regularizer=l1(...)`` on each hidden ``Dense`` does in the origin notebooks; a list gives
+one coefficient per Dense layer, the output layer included.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from . import checks
-from .losses import member_sum
-from .model import Architecture
-from .pieces import Piece, Technique, active_rows, member_column, member_view
+from .. import checks
+from ..losses import member_sum
+from ..pieces import Piece, active_rows, member_column, member_view
+from ..technique import Technique, setting
+from ._weight_stats import weight_columns
 
 
-def kernel_coefficients(name: str, value, arch: Architecture) -> tuple[float, ...]:
-    """One coefficient per Dense layer: a single number covers the hidden layers (the output gets
-    0), a list gives every layer its own, the output's included."""
-    if isinstance(value, (list, tuple)):
-        return checks.per_layer(name, value, arch.n_layers, checks.non_negative)
-    return (*checks.per_layer(name, value, len(arch.hidden), checks.non_negative), 0.0)
+def coefficient(default: float, doc: str):
+    """The one setting of a kernel penalty: a coefficient per Dense layer."""
+    return setting(default, checks.NON_NEGATIVE, doc, off=0.0, per_layer="dense")
+
+
+class KernelPenalty(Technique):
+    """L1 or L2: the coefficient's field is named after the technique, as in Keras."""
+
+    report = frozenset({"weights"})
+    summary = (weight_columns,)
+
+    @property
+    def coefficient(self):
+        return getattr(self, self.name)
+
+    @classmethod
+    def stack(cls, settings, arch, device, available_logs) -> Piece:
+        rows = [s.per_layer(cls.name, arch) if s else cls.neutral_per_layer(cls.name, arch) for s in settings]
+        return KernelPenaltyPiece(member_column(rows, device), cls.name)
 
 
 class KernelPenaltyPiece(Piece):
@@ -94,38 +107,3 @@ class KernelPenaltyPiece(Piece):
 
     def select(self, index: torch.Tensor) -> KernelPenaltyPiece:
         return KernelPenaltyPiece(self.coefficients[index], self.kind)
-
-
-class _KernelPenalty(Technique):
-    """What L1 and L2 share; the coefficient's field is named after the technique, as in Keras."""
-
-    @property
-    def coefficient(self):
-        return getattr(self, self.name)
-
-    def __post_init__(self) -> None:
-        checks.each(self, self.name, checks.non_negative)
-
-    def validate(self, arch: Architecture) -> None:
-        kernel_coefficients(self.name, self.coefficient, arch)
-
-    @classmethod
-    def stack(cls, settings, arch, device, available_logs) -> Piece:
-        rows = [kernel_coefficients(cls.name, s.coefficient, arch) if s else (0.0,) * arch.n_layers for s in settings]
-        return KernelPenaltyPiece(member_column(rows, device), cls.name)
-
-
-@dataclass(frozen=True)
-class L1(_KernelPenalty):
-    """Keras ``regularizers.L1(l1)`` on the kernels: adds ``l1 * sum(|w|)`` to the loss."""
-
-    l1: float | tuple[float, ...] = 0.01
-    name = "l1"
-
-
-@dataclass(frozen=True)
-class L2(_KernelPenalty):
-    """Keras ``regularizers.L2(l2)`` on the kernels: adds ``l2 * sum(w**2)`` to the loss (no 1/2)."""
-
-    l2: float | tuple[float, ...] = 0.01
-    name = "l2"

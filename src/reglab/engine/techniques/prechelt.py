@@ -22,34 +22,35 @@ from dataclasses import dataclass
 
 import torch
 
-from . import checks
+from .. import checks
+from ..pieces import REASON_CODE, Piece, StopDecision, member_column
+from ..registry import register
+from ..technique import Technique, setting
 from .early_stopping import BestWeights
-from .pieces import REASON_CODE, Piece, StopDecision, Technique, member_column
 
 CRITERIA = ("GL", "PQ", "UP")
 
 
+@register
 @dataclass(frozen=True)
 class Prechelt(Technique):
-    criterion: str = "GL"
-    alpha: float = 5.0  # GL's and PQ's threshold
-    strips: int = 3  # UP's s: successive strips with a rise
-    strip: int = 5  # k, the strip length in epochs (PQ, UP)
-    monitor: str = "val_loss"
-    restore_best_weights: bool = False
-    name = "prechelt"
+    """Prechelt's GL, PQ and UP stopping criteria. A table: ``[variant.prechelt]``."""
 
-    def __post_init__(self) -> None:
-        checks.choice("prechelt.criterion", self.criterion, CRITERIA)
-        checks.number("prechelt.alpha", self.alpha, lo=0.0, lo_open=True)
-        checks.integer("prechelt.strips", self.strips, lo=1)
-        checks.integer("prechelt.strip", self.strip, lo=1)
-        if not isinstance(self.monitor, str):
-            checks.fail("prechelt.monitor", self.monitor, "a loss such as 'val_loss'")
-        if not isinstance(self.restore_best_weights, bool):
-            checks.fail("prechelt.restore_best_weights", self.restore_best_weights, "true or false")
+    criterion: str = setting("GL", checks.choice_rule(CRITERIA), "GL (generalization loss), PQ (its quotient by training progress) or UP (successive rises)")
+    alpha: float = setting(5.0, checks.POSITIVE, "GL's and PQ's threshold")
+    strips: int = setting(3, checks.integer_rule(lo=1), "UP's s: successive strips with a rise")
+    strip: int = setting(5, checks.integer_rule(lo=1), "k, the strip length in epochs (PQ, UP)")
+    monitor: str = setting("val_loss", checks.TEXT, "the validation loss watched")
+    restore_best_weights: bool = setting(False, checks.BOOL, "end with the weights of the epoch with the lowest monitored loss")
+    name = "prechelt"
+    table = True
+    reference = "Prechelt 1998, Early Stopping - But When?; no Keras counterpart"
+    report = frozenset({"stopping"})
+    needs_validation = True
+    stop_reasons = CRITERIA
 
     def check_logs(self, available_logs: dict[str, str]) -> None:
+        """The monitor must be a validation loss the history holds (Prechelt's E_va)."""
         losses = [n for n, d in available_logs.items() if d == "min" and n.endswith("loss") and n != "loss"]
         if self.monitor not in losses:
             checks.choice("prechelt.monitor", self.monitor, losses or ["val_loss (needs validation data)"])

@@ -24,46 +24,46 @@ from dataclasses import dataclass
 
 import torch
 
-from . import checks
-from .pieces import REASON_CODE, Piece, StopDecision, Technique, member_column, member_view
+from .. import checks
+from .. import monitor as improvement
+from ..monitor import MODES
+from ..pieces import REASON_CODE, Piece, StopDecision, member_column, member_view
+from ..registry import register
+from ..technique import KerasCounterpart, Technique, setting
 
 
+@register
 @dataclass(frozen=True)
 class EarlyStopping(Technique):
-    monitor: str = "val_loss"
-    min_delta: float = 0.0
-    patience: int = 0
-    mode: str = "auto"
-    baseline: float | None = None
-    restore_best_weights: bool = False
-    start_from_epoch: int = 0
-    check_finite: bool = True
-    stopping_threshold: float | None = None
-    divergence_threshold: float | None = None
-    name = "early_stopping"
+    """Stop a member when its monitored value stops improving (Keras's ``EarlyStopping``), or
+    crosses a threshold (Lightning's). A table in an experiment file: ``[variant.early_stopping]``."""
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.monitor, str):
-            checks.fail("early_stopping.monitor", self.monitor, "a metric name such as 'val_loss'")
-        checks.number("early_stopping.min_delta", self.min_delta)
-        checks.integer("early_stopping.patience", self.patience, lo=0)
-        checks.choice("early_stopping.mode", self.mode, ("auto", "min", "max"))
-        for field in ("baseline", "stopping_threshold", "divergence_threshold"):
-            value = getattr(self, field)
-            if value is not None:
-                checks.number(f"early_stopping.{field}", value)
-        for field in ("restore_best_weights", "check_finite"):
-            if not isinstance(getattr(self, field), bool):
-                checks.fail(f"early_stopping.{field}", getattr(self, field), "true or false")
-        checks.integer("early_stopping.start_from_epoch", self.start_from_epoch, lo=0)
+    monitor: str = setting("val_loss", checks.TEXT, "the history value watched (val_loss, val_accuracy, loss...)", sklearn=None)
+    min_delta: float = setting(0.0, checks.ANY_NUMBER, "smallest change that counts as an improvement", sklearn="min_delta")
+    patience: int = setting(0, checks.integer_rule(lo=0), "epochs without improvement before stopping", sklearn="patience", sklearn_default=10)
+    mode: str = setting("auto", checks.choice_rule(MODES), "whether smaller or larger is better; auto: from the monitored value", sklearn=None)
+    baseline: float | None = setting(None, checks.ANY_NUMBER.or_none("no baseline"), "a value to beat; wait is only reset by improvements past it", sklearn=None)
+    restore_best_weights: bool = setting(False, checks.BOOL, "end with the weights of the best epoch", sklearn="restore_best_weights", sklearn_default=True)
+    start_from_epoch: int = setting(0, checks.integer_rule(lo=0), "epochs of warm-up before monitoring starts", sklearn=None)
+    check_finite: bool = setting(True, checks.BOOL, "stop when the monitored value is NaN or infinite (Lightning)", sklearn=None)
+    stopping_threshold: float | None = setting(None, checks.ANY_NUMBER.or_none("none"), "stop as soon as the value is better than this (Lightning)", sklearn=None)
+    divergence_threshold: float | None = setting(None, checks.ANY_NUMBER.or_none("none"), "stop as soon as the value is worse than this (Lightning)", sklearn=None)
+    name = "early_stopping"
+    table = True
+    sklearn_switch = "early_stopping"
+    keras = KerasCounterpart(
+        "callback",
+        ("EarlyStopping",),
+        {a: a for a in ("monitor", "min_delta", "patience", "mode", "baseline", "restore_best_weights", "start_from_epoch")},
+    )
+    reference = "Prechelt 1998; keras.callbacks.EarlyStopping, with PyTorch Lightning's thresholds"
+    report = frozenset({"stopping"})
+    needs_validation = True
+    stop_reasons = ("patience", "stopping_threshold", "divergence", "non_finite")
 
     def direction(self, available_logs: dict[str, str]) -> str:
         """``"min"`` or ``"max"``; raises ``ValueError`` for a monitor the history will not hold."""
-        if self.monitor not in available_logs:
-            checks.choice("early_stopping.monitor", self.monitor, available_logs)
-        if self.mode != "auto":
-            return self.mode
-        return available_logs[self.monitor]
+        return improvement.direction("early_stopping.monitor", self.monitor, self.mode, available_logs)
 
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:

@@ -13,33 +13,27 @@ from dataclasses import dataclass
 
 import torch
 
-from . import checks, rng
-from .model import Architecture
-from .pieces import Piece, StepContext, Technique, active_rows, member_column, on_rows
+from .. import checks, rng
+from ..pieces import Piece, StepContext, active_rows, member_column, on_rows
+from ..registry import register
+from ..technique import KerasCounterpart, Technique, setting
 
-_DROPOUT_STREAM = 1
 
-
+@register
 @dataclass(frozen=True)
 class Dropout(Technique):
     """``rate``: one rate for every hidden layer, or a list with one rate per hidden layer, each in [0, 1)."""
 
-    rate: float | tuple[float, ...] = 0.5
+    rate: float | tuple[float, ...] = setting(0.5, checks.RATE, "share of hidden units dropped at training time", off=0.0, per_layer="hidden")
     name = "dropout"
-
-    def __post_init__(self) -> None:
-        checks.each(self, "rate", lambda n, v: checks.rate("dropout" + n.removeprefix("rate"), v))
-
-    def rates(self, arch: Architecture) -> tuple[float, ...]:
-        return checks.per_layer("dropout", self.rate, len(arch.hidden), checks.rate)
-
-    def validate(self, arch: Architecture) -> None:
-        self.rates(arch)
+    keras = KerasCounterpart("layer", ("Dropout",), {"rate": "rate"})
+    reference = "Srivastava et al. 2014; keras.layers.Dropout"
+    mc_sample = True
+    rng_stream = 1
 
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:
-        n = len(arch.hidden)
-        rows = [s.rates(arch) if s is not None else (0.0,) * n for s in settings]
+        rows = [s.per_layer("rate", arch) if s is not None else cls.neutral_per_layer("rate", arch) for s in settings]
         return DropoutPiece(member_column(rows, device))
 
 
@@ -56,7 +50,7 @@ class DropoutPiece(Piece):
             return h
 
         def drop(h, rows):
-            keys = rng.derive_keys(ctx.seeds[rows], rng.STREAM_NOISE, _DROPOUT_STREAM, ctx.epoch, ctx.step, layer)
+            keys = rng.derive_keys(ctx.seeds[rows], rng.STREAM_NOISE, Dropout.rng_stream, ctx.epoch, ctx.step, layer)
             mask = rng.keep_mask(keys, tuple(h.shape[1:]), self.rates[rows, layer])
             # Keras: where(kept, x / keep, 0). Multiplying by the 0/1 mask first gives the same values.
             return (h * mask) / self.keep[rows, layer].view(-1, 1, 1)

@@ -1,0 +1,57 @@
+"""Max-norm: Keras's ``constraints.MaxNorm(max_value, axis=0)`` on hidden kernels, after every
+update: ``w * clip(norm, 0, max_value) / (1e-7 + norm)`` with the norm of each unit's incoming
+weights. Like Keras, units under the bound are also multiplied by ``norm / (1e-7 + norm)``.
+Members without it are left exactly as they are (``torch.where``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .. import checks
+from ..pieces import Piece, StepContext, member_column, member_view
+from ..registry import register
+from ..technique import KerasCounterpart, Technique, setting
+from ._weight_stats import weight_columns
+
+KERAS_EPSILON = 1e-7
+
+
+@register
+@dataclass(frozen=True)
+class MaxNorm(Technique):
+    """``max_norm``: the bound on each hidden unit's incoming weight norm, one number or one per hidden layer."""
+
+    max_norm: float | tuple[float, ...] = setting(2.0, checks.POSITIVE, "bound on each hidden unit's incoming weight norm, enforced after every update (0: off)", off=0.0, per_layer="hidden")
+    name = "max_norm"
+    keras = KerasCounterpart("kernel_constraint", ("MaxNorm",), {"max_value": "max_norm"}, note="axis=0")
+    reference = "Srivastava et al. 2014, section 5.1; keras.constraints.MaxNorm"
+    report = frozenset({"weights"})
+    summary = (weight_columns,)
+
+    @classmethod
+    def stack(cls, settings, arch, device, available_logs) -> Piece:
+        rows = [s.per_layer("max_norm", arch) if s else (math.inf,) * len(arch.hidden) for s in settings]
+        return MaxNormPiece(member_column(rows, device))
+
+
+class MaxNormPiece(Piece):
+    def __init__(self, bounds: torch.Tensor):
+        self.bounds = bounds  # (K, n_hidden); inf: no constraint
+        self.active = torch.isfinite(bounds)
+        self.layers = torch.nonzero(self.active.any(0)).flatten().tolist()
+
+    def after_update(self, params: list[torch.Tensor], ctx: StepContext) -> None:
+        for layer in self.layers:
+            w = params[2 * layer]
+            bound = member_view(torch.where(self.active[:, layer], self.bounds[:, layer], 0.0), w)
+            norms = torch.sqrt(torch.sum(torch.square(w), dim=1, keepdim=True))  # over fan-in: Keras's axis=0
+            desired = torch.minimum(norms, bound)  # Keras: clip(norms, 0, max_value); norms are >= 0
+            constrained = w * (desired / (KERAS_EPSILON + norms))
+            w.copy_(torch.where(member_view(self.active[:, layer], w), constrained, w))
+
+    def select(self, index: torch.Tensor) -> MaxNormPiece:
+        return MaxNormPiece(self.bounds[index])
