@@ -5,6 +5,7 @@
     reglab report DIR... [--out report.html] [--figures DIR]
     reglab show DIR
     reglab datasets
+    reglab techniques [--markdown]
     reglab validate EXPERIMENT.toml
     reglab example [--seeds N] [--epochs E] [--quiet]
     reglab --version
@@ -62,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="per-variant table of a finished run: mean ± 95%% CI across seeds")
     show.add_argument("run_folder")
     sub.add_parser("datasets", help="the built-in datasets: names, shapes, tasks")
+    techniques = sub.add_parser("techniques", help="every technique: its keys, allowed values, defaults, Keras counterpart and reference")
+    techniques.add_argument("--markdown", action="store_true", help="as Markdown (what docs/techniques.md holds)")
     validate = sub.add_parser("validate", help="check an experiment file without running it")
     validate.add_argument("experiment")
     example = sub.add_parser("example", help="train the moons workload over many seeds and print a table")

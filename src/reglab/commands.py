@@ -235,6 +235,30 @@ def datasets(args) -> int:
     return 0
 
 
+def techniques(args) -> int:
+    from . import catalog
+
+    if args.markdown:
+        print(catalog.markdown(), end="")
+        return 0
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(width=200)
+    for title, columns, rows in (
+        ("techniques (each declared in src/reglab/engine/techniques/)", catalog.TECHNIQUE_COLUMNS, catalog.technique_rows()),
+        ("their settings: keys of a [[variant]]", catalog.SETTING_COLUMNS, catalog.setting_rows()),
+    ):
+        table = Table(title=escape(title))
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(escape(v) for v in row))
+        console.print(table)
+    return 0
+
+
 def validate(args) -> int:
     from .plan import make_plan
     from .spec import Experiment

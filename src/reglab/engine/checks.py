@@ -117,19 +117,21 @@ class Rule:
     optional: bool = False  # None (unset) is allowed too
 
     def __call__(self, name: str, value: Any) -> Any:
+        """``value`` checked (a ``ValueError`` naming ``name``, the value and :attr:`allowed`)."""
         if value is None and self.optional:
             return None
-        if self.kind == "number":
-            return number(name, value, lo=self.lo, hi=self.hi, lo_open=self.lo_open, hi_open=self.hi_open)
-        if self.kind == "integer":
-            return integer(name, value, lo=None if self.lo is None else int(self.lo), hi=None if self.hi is None else int(self.hi))
-        if self.kind == "bool":
-            if not isinstance(value, bool):
-                fail(name, value, self.allowed)
-            return value
-        if self.kind == "choice":
-            return choice(name, value, self.options)
-        if not isinstance(value, str) or not value:
+        try:
+            if self.kind == "number":
+                return number(name, value, lo=self.lo, hi=self.hi, lo_open=self.lo_open, hi_open=self.hi_open)
+            if self.kind == "integer":
+                return integer(name, value, lo=None if self.lo is None else int(self.lo), hi=None if self.hi is None else int(self.hi))
+            if self.kind == "choice":
+                return choice(name, value, self.options)
+        except ValueError:
+            fail(name, value, self.allowed)
+        if self.kind == "bool" and not isinstance(value, bool):
+            fail(name, value, self.allowed)
+        if self.kind == "text" and (not isinstance(value, str) or not value):
             fail(name, value, self.allowed)
         return value
 

@@ -264,6 +264,25 @@ class Technique:
             else:
                 s.rule(name, value)
 
+    # -- what the common suite (reglab.testing) trains ---------------------------------------------
+
+    @classmethod
+    def example(cls) -> tuple[Technique, ...]:
+        """A member's techniques that use this one at a typical setting (default: ``cls()``, with
+        what it needs alongside where :meth:`check_with` asks for more)."""
+        return (cls(),)
+
+    @classmethod
+    def neutral(cls) -> Technique | None:
+        """A setting that must change nothing, bit for bit; None when every setting acts (max-norm
+        rescales at any bound). Default: the ``off`` values, where the rules allow them."""
+        if cls.table:
+            return None
+        try:
+            return cls(**{s.field: s.off for s in cls.settings()})
+        except ValueError:
+            return None
+
     # -- checks against the network and the other techniques ---------------------------------------
 
     def validate(self, arch: Architecture) -> None:

@@ -61,6 +61,10 @@ class EarlyStopping(Technique):
     needs_validation = True
     stop_reasons = ("patience", "stopping_threshold", "divergence", "non_finite")
 
+    @classmethod
+    def neutral(cls):
+        return cls(patience=2**31)  # never runs out
+
     def direction(self, available_logs: dict[str, str]) -> str:
         """``"min"`` or ``"max"``; raises ``ValueError`` for a monitor the history will not hold."""
         return improvement.direction("early_stopping.monitor", self.monitor, self.mode, available_logs)

@@ -77,6 +77,12 @@ class MCDropout(Technique):
             raise ValueError(f"mc_dropout: needs {sampled} in the same variant (MC dropout samples them), got mc_dropout = {self.passes} without")
 
     @classmethod
+    def example(cls):
+        from .dropout import Dropout
+
+        return (cls(passes=5), Dropout(0.2))
+
+    @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:
         return Inert()
 

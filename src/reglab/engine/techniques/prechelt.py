@@ -49,6 +49,10 @@ class Prechelt(Technique):
     needs_validation = True
     stop_reasons = CRITERIA
 
+    @classmethod
+    def neutral(cls):
+        return cls(alpha=1e30)  # GL never exceeds it
+
     def check_logs(self, available_logs: dict[str, str]) -> None:
         """The monitor must be a validation loss the history holds (Prechelt's E_va)."""
         losses = [n for n, d in available_logs.items() if d == "min" and n.endswith("loss") and n != "loss"]
