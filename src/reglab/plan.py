@@ -135,8 +135,8 @@ def make_plan(experiment: Experiment, memory_budget_mb: float = DEFAULT_MEMORY_B
 
 
 def _check_against_data(experiment: Experiment, arch: Architecture, rows: dict[str, np.ndarray]) -> None:
-    """What only the data decides: the metrics a stopping rule may monitor, and the summary
-    columns a [report] reference may name."""
+    """What only the data decides: the task a technique must apply to, the metrics a stopping rule
+    may monitor, and the summary columns a [report] reference may name."""
     import torch
 
     from .engine.losses import METRICS_FOR_TASK, make_metric
@@ -146,7 +146,10 @@ def _check_against_data(experiment: Experiment, arch: Architecture, rows: dict[s
     logs = {prefix + name: direction for prefix in ("", "val_") for name, direction in metrics.items()}  # runs always validate
     for i, variant in enumerate(experiment.spec.variant):
         try:
-            stack_pieces([experiment.techniques(variant)], arch, torch.device("cpu"), logs)
+            techniques = experiment.techniques(variant)
+            for t in techniques:
+                t.validate(arch)
+            stack_pieces([techniques], arch, torch.device("cpu"), logs)
         except ValueError as err:
             raise UserError(f"variant[{i}].{err}") from None
     columns = [f"{split}_{metric}" for split in rows for metric in metrics]

@@ -288,7 +288,7 @@ class Technique:
     def validate(self, arch: Architecture) -> None:
         """Check the settings against the architecture; raise ``ValueError`` on a bad value."""
         if arch.task not in self.tasks:
-            checks.fail(self.name, arch.task, f"used with a task it applies to ({', '.join(self.tasks)}), not task")
+            raise ValueError(f"{self.name}: applies to {' and '.join(self.tasks)} tasks only, got a {arch.task} task")
         for s in self.settings():
             if s.per_layer:
                 self.per_layer(s.field, arch)
