@@ -72,16 +72,43 @@ def test_resolved_toml_round_trips(tmp_path):
         ('[[variant]]\nname = "a"\n[[variant]]\nname = "b"\n[[variant]]\nname = "c"\ndropout = 1.2\n', "e.toml: variant[2].dropout: must be a number in [0, 1), got 1.2"),
         ('[[variant]]\nname = "a"\nl1 = -1\n', "e.toml: variant[0].l1: must be a number >= 0, got -1"),
         ('[[variant]]\nname = "a"\n[variant.early_stopping]\npatience = -2\n', "e.toml: variant[0].early_stopping.patience: must be an integer >= 0, got -2"),
-        ('[[variant]]\nname = "a"\ndropuot = 0.5\n', "e.toml: variant[0].dropuot: unknown key; allowed: name, dropout, early_stopping, gaussian_dropout, gaussian_noise, input_noise, l1, l2, max_norm, mc_dropout, prechelt, proximal_l1, weight_decay, weight_decay_biases, learning_rate, epochs, batch_size, optimizer, momentum, nesterov"),
         ('[[variant]]\nname = "a"\n[[variant]]\nname = "a"\n', "e.toml: variant: names must be unique, 'a' appears 2 times"),
         ("[model]\nactivation = \"swish\"\n", "e.toml: model.activation: must be one of 'relu', 'tanh', 'sigmoid', 'elu', 'gelu', 'linear', got 'swish'"),
         ("[model]\nhidden = [128, \"x\"]\n", "e.toml: model.hidden[1]: must be an integer, got 'x'"),
-        ("[sweep]\nhidden = [64, 128]\n", "e.toml: sweep.hidden: not a sweepable parameter; sweepable: dropout, gaussian_dropout, gaussian_noise, input_noise, l1, l2, max_norm, mc_dropout, proximal_l1, weight_decay, learning_rate, epochs, batch_size, momentum, early_stopping.<parameter>, prechelt.<parameter>"),
         ("colour = 1\n", "e.toml: train.colour: unknown key; allowed: optimizer, learning_rate, epochs, batch_size, momentum, nesterov"),
     ],
 )
 def test_spec_errors_name_file_field_value_and_what_is_allowed(tmp_path, extra, expected):
     assert error(BASE + extra, tmp_path) == expected
+
+
+BUILT_IN_KEYS = {"dropout", "early_stopping", "gaussian_dropout", "gaussian_noise", "input_noise", "l1", "l2", "max_norm", "mc_dropout"}
+BUILT_IN_KEYS |= {"prechelt", "proximal_l1", "weight_decay", "weight_decay_biases"}
+
+
+def _registered_keys(tables: bool = True, booleans: bool = True) -> set[str]:
+    """Every registered technique's variant keys (a table technique: its table's name)."""
+    from reglab.engine import registry
+
+    flat = {s.key for cls in registry.techniques() if not cls.table for s in cls.settings() if booleans or s.rule.kind != "bool"}
+    return flat | ({cls.name for cls in registry.techniques() if cls.table} if tables else set())
+
+
+def test_an_unknown_variant_key_lists_every_key(tmp_path):
+    head, allowed = error(BASE + '[[variant]]\nname = "a"\ndropuot = 0.5\n', tmp_path).split("; allowed: ")
+    assert head == "e.toml: variant[0].dropuot: unknown key"
+    keys = allowed.split(", ")
+    assert keys[0] == "name" and keys[-6:] == ["learning_rate", "epochs", "batch_size", "optimizer", "momentum", "nesterov"]
+    assert BUILT_IN_KEYS <= set(keys[1:-6]) == _registered_keys()  # a registered technique's keys too
+
+
+def test_an_unsweepable_parameter_lists_the_sweepable_ones(tmp_path):
+    head, allowed = error(BASE + "[sweep]\nhidden = [64, 128]\n", tmp_path).split("; sweepable: ")
+    assert head == "e.toml: sweep.hidden: not a sweepable parameter"
+    keys = allowed.split(", ")
+    assert keys[-6:] == ["learning_rate", "epochs", "batch_size", "momentum", "early_stopping.<parameter>", "prechelt.<parameter>"]
+    assert BUILT_IN_KEYS - {"weight_decay_biases", "early_stopping", "prechelt"} <= set(keys[:-6])
+    assert set(keys[:-6]) == _registered_keys(tables=False, booleans=False)  # a table's go as table.<parameter>
 
 
 def test_unknown_top_level_key(tmp_path):
