@@ -62,17 +62,6 @@ def integer(name: str, value: Any, *, lo: int | None = None, hi: int | None = No
     return int(value)
 
 
-def each(owner: Any, field: str, check) -> None:
-    """Check ``owner.field``, one number or a list of numbers; a list is stored back (on a frozen
-    dataclass too) as the tuple of its checked values. ``check(name, value)`` names ``field`` or
-    ``field[i]``."""
-    value = getattr(owner, field)
-    if isinstance(value, (list, tuple)):
-        object.__setattr__(owner, field, tuple(check(f"{field}[{i}]", v) for i, v in enumerate(value)))
-    else:
-        check(field, value)
-
-
 def non_negative(name: str, value: Any) -> float:
     return number(name, value, lo=0.0)
 

@@ -29,10 +29,6 @@ class KernelPenalty(Technique):
     report = frozenset({"weights"})
     summary = (weight_columns,)
 
-    @property
-    def coefficient(self):
-        return getattr(self, self.name)
-
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:
         rows = [s.per_layer(cls.name, arch) if s else cls.neutral_per_layer(cls.name, arch) for s in settings]
