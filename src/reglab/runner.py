@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .data import standardizer
-from .engine import train
+from .engine import Trainer
 from .engine.technique import SummaryContext
 from .plan import DEFAULT_MEMORY_BUDGET_MB, Plan, Population, engine_members, make_plan
 from .spec import Experiment
@@ -54,25 +54,33 @@ def summary_functions(experiment: Experiment) -> list:
     return out
 
 
-def run_population(plan: Plan, population: Population, device: str = "cpu", on_epoch_end=None):
-    """Train one chunk; return its summary rows, history frame and weights."""
-    members = engine_members(population)
+def trainer_for(plan: Plan, population: Population, device: str = "cpu") -> tuple[Trainer, dict]:
+    """The engine's trainer for one chunk, and every split's ``(x, y)``: what a run trains, and
+    what the playground steps through epoch by epoch (so an exported file reproduces it)."""
     splits = ["train", "val"] + (["test"] if "test" in population.members[0].rows else [])
     arrays = {s: _member_arrays(plan, population, s) for s in splits}
-    x, y = arrays["train"]
-    xv, yv = arrays["val"]
-    result = train(
+    trainer = Trainer(
         plan.arch,
-        members,
-        x,
-        y,
-        validation_data=(xv, yv),
+        engine_members(population),
+        *arrays["train"],
+        validation_data=arrays["val"],
         epochs=population.epochs,
         batch_size=population.batch_size,
         optimizer=population.optimizer,
         device=device,
-        on_epoch_end=on_epoch_end,
     )
+    return trainer, arrays
+
+
+def run_population(plan: Plan, population: Population, device: str = "cpu", on_epoch_end=None):
+    """Train one chunk; return its summary rows, history frame and weights."""
+    trainer, arrays = trainer_for(plan, population, device)
+    while not trainer.done:
+        n_training = trainer.step()
+        if on_epoch_end is not None:
+            on_epoch_end(trainer.epoch - 1, n_training)
+    result = trainer.result()
+    splits = list(arrays)
     scores = {s: result.evaluate(*arrays[s]) for s in splits}
     # The techniques' own columns (exact zeros, MC dropout's scores...), for every member of the
     # population when any variant of the experiment uses the technique, so variants compare.

@@ -38,7 +38,7 @@ def test_pausing_after_every_epoch_and_reading_everything_changes_no_bit():
     still = []
     while not trainer.done:
         still.append(trainer.step())
-        trainer.params, trainer.history(), trainer.epochs_run, trainer.stop_reason  # noqa: B018
+        trainer.params, trainer.history(), trainer.epochs_run, trainer.stop_reason, trainer.reports()  # noqa: B018
         trainer.predict(X[:7])
     _assert_same(trainer.result(), uninterrupted)
     assert still[-1] == 0 and all(a >= b for a, b in zip(still, still[1:]))
@@ -62,6 +62,10 @@ def test_what_the_trainer_shows_after_e_epochs_is_what_an_e_epoch_run_ends_with(
     stopped = [r is not None for r in trainer.stop_reason]
     assert [r for r, s in zip(short.stop_reason, stopped) if s] == [r for r in trainer.stop_reason if r is not None]
     np.testing.assert_array_equal(trainer.training, ~np.array(stopped))
+    reports = trainer.reports()
+    for key, values in short.reports.items():  # of the members that stopped before the pause
+        if any(stopped):
+            np.testing.assert_array_equal(reports[key][stopped], values[stopped], err_msg=key)
     np.testing.assert_array_equal(trainer.predict(X), short.predict(X))
 
 

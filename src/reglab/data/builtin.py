@@ -177,6 +177,16 @@ def spiral(n_samples=200, noise=0.2, turns=1.5, random_state=0) -> Dataset:
     return classification("spiral", X, y, description="two interleaved spirals")
 
 
+def gauss(n_samples=200, noise=0.5, random_state=0) -> Dataset:
+    """TensorFlow Playground's "gauss": two round Gaussian clouds around (2, 2) and (-2, -2)."""
+    g = np.random.default_rng(random_state)
+    n = n_samples // 2
+    centers = np.r_[np.tile([2.0, 2.0], (n, 1)), np.tile([-2.0, -2.0], (n_samples - n, 1))]
+    X = centers + g.normal(scale=0.5 + 2.0 * noise, size=(n_samples, 2))
+    y = np.r_[np.zeros(n, int), np.ones(n_samples - n, int)]
+    return classification("gauss", X, y, description="two Gaussian clouds around (2, 2) and (-2, -2)")
+
+
 def gaussian_quantiles(n_samples=200, n_features=2, n_classes=2, random_state=0) -> Dataset:
     X, y = _skd().make_gaussian_quantiles(n_samples=n_samples, n_features=n_features, n_classes=n_classes, random_state=random_state)
     return classification("gaussian-quantiles", X, y, description="classes by quantiles of a Gaussian's radius")
@@ -213,6 +223,7 @@ BUILTINS: dict[str, Callable[..., Dataset]] = {
     "blobs": blobs,
     "xor": xor,
     "spiral": spiral,
+    "gauss": gauss,
     "gaussian-quantiles": gaussian_quantiles,
     "regression-1d": regression_1d,
     "iris": _sklearn("iris", "load_iris", "classification"),
@@ -222,7 +233,7 @@ BUILTINS: dict[str, Callable[..., Dataset]] = {
     "diabetes": _sklearn("diabetes", "load_diabetes", "regression"),
 }
 
-GENERATORS = {"moons", "circles", "blobs", "xor", "spiral", "gaussian-quantiles", "regression-1d"}
+GENERATORS = {"moons", "circles", "blobs", "xor", "spiral", "gauss", "gaussian-quantiles", "regression-1d"}
 
 
 def load_builtin(name: str, params: dict | None = None, where: str = "data.dataset") -> Dataset:

@@ -227,6 +227,11 @@ class Trainer:
         """``name -> (K, epochs so far)``, NaN after a member stopped."""
         return {name: self._history[:, : self.epoch, i].cpu().numpy().copy() for i, name in enumerate(self.names)}
 
+    def reports(self) -> dict[str, np.ndarray]:
+        """What the stopping rules report of the members that stopped (``best_epoch``,
+        ``restored``), ``(K,)`` each, meaningful where :attr:`training` is False; a copy."""
+        return {key: v.cpu().numpy().copy() for key, v in self._reports.items()}
+
     def predict(self, x) -> np.ndarray:
         """What each member outputs for ``x`` with its weights now (see :attr:`params`),
         ``(K, N, n_outputs)``, as :meth:`TrainResult.predict`."""
