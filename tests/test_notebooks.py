@@ -9,13 +9,14 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "examples").glob("*.ipynb"))
 
 
-def test_there_are_the_five_notebooks():
+def test_there_are_the_six_notebooks():
     assert [p.stem for p in NOTEBOOKS] == [
         "01-dropout-classification",
         "02-dropout-regression",
         "03-early-stopping",
         "04-regularization",
         "05-sklearn-and-mlxtend",
+        "06-keras-bridge",
     ]
 
 
