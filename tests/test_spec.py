@@ -207,7 +207,7 @@ restore_best_weights = true
 @pytest.mark.parametrize(
     "variant, message",
     [
-        ("max_norm = -1", "variant[0].max_norm: must be a number > 0, got -1"),
+        ("max_norm = -1", "variant[0].max_norm: must be a number >= 0, got -1"),
         ("max_norm = [1, 2, 3]", "variant[0].max_norm: must be one number or a list of 2 (one per layer), got [1.0, 2.0, 3.0]"),
         ("proximal_l1 = -0.1", "variant[0].proximal_l1: must be a number >= 0, got -0.1"),
         ("weight_decay = -1", "variant[0].weight_decay: must be a number >= 0, got -1"),

@@ -6,7 +6,6 @@ Members without it are left exactly as they are (``torch.where``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -23,9 +22,10 @@ KERAS_EPSILON = 1e-7
 @register
 @dataclass(frozen=True)
 class MaxNorm(Technique):
-    """``max_norm``: the bound on each hidden unit's incoming weight norm, one number or one per hidden layer."""
+    """``max_norm``: the bound on each hidden unit's incoming weight norm, one number or one per
+    hidden layer; 0 leaves a layer unbounded (Keras: a layer without ``kernel_constraint``)."""
 
-    max_norm: float | tuple[float, ...] = setting(2.0, checks.POSITIVE, "bound on each hidden unit's incoming weight norm, enforced after every update (0: off)", off=0.0, per_layer="hidden")
+    max_norm: float | tuple[float, ...] = setting(2.0, checks.NON_NEGATIVE, "bound on each hidden unit's incoming weight norm, enforced after every update (0: no bound)", off=0.0, per_layer="hidden")
     name = "max_norm"
     keras = KerasCounterpart("kernel_constraint", ("MaxNorm",), {"max_value": "max_norm"}, note="axis=0")
     reference = "Srivastava et al. 2014, section 5.1; keras.constraints.MaxNorm"
@@ -34,14 +34,14 @@ class MaxNorm(Technique):
 
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:
-        rows = [s.per_layer("max_norm", arch) if s else (math.inf,) * len(arch.hidden) for s in settings]
+        rows = [s.per_layer("max_norm", arch) if s else cls.neutral_per_layer("max_norm", arch) for s in settings]
         return MaxNormPiece(member_column(rows, device))
 
 
 class MaxNormPiece(Piece):
     def __init__(self, bounds: torch.Tensor):
-        self.bounds = bounds  # (K, n_hidden); inf: no constraint
-        self.active = torch.isfinite(bounds)
+        self.bounds = bounds  # (K, n_hidden); 0: no constraint
+        self.active = bounds > 0
         self.layers = torch.nonzero(self.active.any(0)).flatten().tolist()
 
     def after_update(self, params: list[torch.Tensor], ctx: StepContext) -> None:
