@@ -18,7 +18,7 @@ $(VENV)/.torch: | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.torch
-	$(BIN)/python -m pip install -e .
+	$(BIN)/python -m pip install -e ".[playground]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.torch

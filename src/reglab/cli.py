@@ -6,6 +6,7 @@
     reglab show DIR
     reglab datasets
     reglab techniques [--markdown]
+    reglab playground [--port 8765] [--host 127.0.0.1] [--no-browser]
     reglab validate EXPERIMENT.toml
     reglab example [--seeds N] [--epochs E] [--quiet]
     reglab --version
@@ -65,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("datasets", help="the built-in datasets: names, shapes, tasks")
     techniques = sub.add_parser("techniques", help="every technique: its keys, allowed values, defaults, Keras counterpart and reference")
     techniques.add_argument("--markdown", action="store_true", help="as Markdown (what docs/techniques.md holds)")
+    playground = sub.add_parser("playground", help="watch variants train live in the browser, over many seeds")
+    playground.add_argument("--port", type=int, default=8765, help="the port to listen on (default 8765)")
+    playground.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine only)")
+    playground.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
     validate = sub.add_parser("validate", help="check an experiment file without running it")
     validate.add_argument("experiment")
     example = sub.add_parser("example", help="train the moons workload over many seeds and print a table")
@@ -86,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reglab: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if args.command == "playground":
+            print("reglab playground: stopped", file=sys.stderr)
+            return 0
         if args.command == "demo":
             print("reglab: interrupted; nothing was kept (an earlier demo in --out is untouched)", file=sys.stderr)
         else:

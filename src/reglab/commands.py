@@ -259,6 +259,27 @@ def techniques(args) -> int:
     return 0
 
 
+def playground(args) -> int:
+    import socket
+
+    try:
+        from .playground.server import serve
+    except ImportError as err:
+        raise UserError(f'reglab playground needs the playground extra ({err.name} is missing): pip install "reglab[playground]"') from None
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port: must be an integer in [1, 65535], got {args.port}")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+            probe.bind((args.host, args.port))
+    except OSError as err:
+        raise UserError(f"--host/--port: cannot listen on {args.host}:{args.port} ({err.strerror}); pick another with --port or --host") from None
+    import torch
+
+    torch.set_num_threads(1)  # small networks: one thread dispatches faster than several
+    serve(args.host, args.port, open_browser=not args.no_browser, log=lambda line: print(line, flush=True))
+    return 0
+
+
 def validate(args) -> int:
     from .plan import make_plan
     from .spec import Experiment
