@@ -160,7 +160,12 @@ def test_uploads_are_data_only_capped_and_checked(client):
             ws.send_json({"type": "upload", "name": name, "text": text})
             error = receive(ws, "error")
             assert error["message"].startswith(expected) and "\n" not in error["message"], error
-        assert 'path = "mine.csv"' in receive_export(ws)["toml"]  # the good upload stays
+        ws.send_json({"type": "upload", "name": "mine.csv", "text": "a,b,label\n1,x,0\n"})  # same name, refused
+        receive(ws, "error")
+        export = receive_export(ws)
+        assert 'path = "mine.csv"' in export["toml"] and export["files"]["mine.csv"].count("\n") == 41  # the good upload stays
+        ws.send_json({"type": "upload", "name": "reg.csv", "text": "a,b,y\n" + "".join(f"{i},{i % 3},{i * 0.37:.2f}\n" for i in range(40))})
+        assert receive(ws, "error")["message"] == "data: the playground draws a regression with 1 feature, this data has 2"
 
 
 def receive_export(ws):
@@ -201,7 +206,6 @@ def test_an_export_run_with_reglab_run_gives_the_playgrounds_numbers_bit_for_bit
     (tmp_path / "playground.toml").write_text(export["toml"])
     assert main(["run", str(tmp_path / "playground.toml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     history = pd.read_parquet(tmp_path / "run" / "history.parquet")
-    weights = load_file(tmp_path / "run" / "weights" / next(p.name for p in (tmp_path / "run" / "weights").iterdir()))
     weights = {}
     for f in (tmp_path / "run" / "weights").iterdir():
         weights.update(load_file(f))
@@ -248,6 +252,19 @@ def test_quartiles_are_numpys_nanpercentile():
             expected = [np.nanpercentile(values, q, axis=0) for q in (25, 50, 75)]
         for got, want in zip(quartiles(values), expected):
             np.testing.assert_allclose(got, want.astype(np.float32), rtol=1e-6, equal_nan=True)
+
+
+def test_malformed_messages_are_one_line(client):
+    with client.websocket_connect("/ws") as ws:
+        receive(ws, "hello")
+        for text, expected in [
+            ("[1, 2]", "message: must be a JSON object with a type, got '[1, 2]'"),
+            ('{"type": "export"}', "export: send a setup first"),
+            ('{"type": "fly"}', "message type: must be one of setup, play, pause, step, reset, upload, export, got 'fly'"),
+            ('{"type": "setup", "setup": {"data": {}}}', "setup: not understood (KeyError: 'train')"),
+        ]:
+            ws.send_text(text)
+            assert receive(ws, "error")["message"] == expected
 
 
 def test_a_second_upload_restarts_every_variant(tmp_path):

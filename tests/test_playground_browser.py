@@ -102,6 +102,7 @@ def epoch_reached(page, name: str, epoch: int, timeout: float = 15_000) -> None:
     )
 
 
+@pytest.mark.slow
 def test_the_playground_trains_live_and_exports_a_file_reglab_runs(server, browser_page, tmp_path):
     page, seen = browser_page
     open_with(page, server, SMALL)
@@ -143,8 +144,10 @@ def test_the_playground_trains_live_and_exports_a_file_reglab_runs(server, brows
     assert variants == {"baseline", "dropout"}
 
 
-def test_frames_per_second_the_page_sees_with_the_default_workload(server, browser_page):
-    """Not asserted (timings are not tests): printed, for the record."""
+@pytest.mark.slow
+def test_the_default_workload_runs_in_the_page(server, browser_page):
+    """Four variants x 10 seeds play without a console problem; the frame rate the page sees is
+    printed for the record, not asserted (benchmarks/playground.py measures it)."""
     page, seen = browser_page
     frames = []
     page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(time.perf_counter()) if isinstance(payload, bytes) else None))
@@ -153,7 +156,7 @@ def test_frames_per_second_the_page_sees_with_the_default_workload(server, brows
     page.get_by_role("button", name="Play", exact=True).click()
     epoch_reached(page, "baseline", 3, timeout=30_000)
     start, count = time.perf_counter(), len(frames)
-    page.wait_for_timeout(5000)
+    page.wait_for_timeout(3000)
     elapsed, received = time.perf_counter() - start, len(frames) - count
     epoch = page.locator('section.variant[aria-label="variant baseline"] .progress').inner_text()
     page.get_by_role("button", name="Pause", exact=True).click()

@@ -270,8 +270,23 @@ SWEEP_VALUES = {
 }
 
 
-def test_every_sweepable_parameter_has_values_here():
-    assert sorted(SWEEP_VALUES) == sorted(_numeric_parameters())
+def _sweep_values(parameter: str):
+    """Two values to sweep and what the swept variant needs: written above for the built-in
+    parameters, else from the technique's declarations (its default and half of it, with its
+    example's other settings), so a newly registered technique is swept without an edit here."""
+    if parameter in SWEEP_VALUES:
+        return SWEEP_VALUES[parameter]
+    from reglab.engine import registry
+
+    cls, setting = next((c, s) for c in registry.techniques() for s in c.settings() if s.path == parameter)
+    default = setting.default if setting.default else (setting.rule.lo or 0) + 1
+    values = [max(1, default - 1), default] if setting.rule.kind == "integer" else [default / 2, default]
+    needs: dict = {}
+    for t in cls.example():
+        needs.update(t.to_variant())
+    if not cls.table:
+        needs.pop(setting.key, None)
+    return values, needs
 
 
 def _tiny_run(tmp_path, name, variants, seeds=2, epochs=2, **extra):
@@ -292,13 +307,13 @@ def _tiny_run(tmp_path, name, variants, seeds=2, epochs=2, **extra):
     return tmp_path / name
 
 
-@pytest.mark.parametrize("parameter", sorted(SWEEP_VALUES))
+@pytest.mark.parametrize("parameter", sorted(_numeric_parameters()))
 def test_every_sweepable_parameter_reports(tmp_path, parameter):
     """The sweep figure and its findings for a sweep over each parameter (prechelt.alpha used to
     crash the report with a KeyError)."""
     from reglab.report import figures, findings
 
-    values, needs = SWEEP_VALUES[parameter]
+    values, needs = _sweep_values(parameter)
     # The sweep applies to every variant; the swept one differs from the baseline in one more setting.
     variants = [{"name": "baseline", **needs}, {"name": "swept", ("l1" if parameter == "l2" else "l2"): 1e-4, **needs}]
     run = RunData.load(_tiny_run(tmp_path, "sweep", variants, epochs=3, sweep={parameter: values}))

@@ -215,8 +215,8 @@ restore_best_weights = true
         ("input_noise = -2", "variant[0].input_noise: must be a number >= 0, got -2"),
         (
             "mc_dropout = 10",
-            "variant[0].mc_dropout: needs dropout or gaussian_dropout in the same variant (MC dropout samples them), "
-            "got mc_dropout = 10 without",
+            "variant[0].mc_dropout: needs dropout or gaussian_dropout above 0 in the same variant (MC dropout samples them), "
+            "got mc_dropout = 10 with neither",
         ),
         ("dropout = 0.1\nmc_dropout = -1", "variant[0].mc_dropout: must be an integer in [0, 10000], got -1"),
         ('[variant.prechelt]\ncriterion = "XY"', "variant[0].prechelt.criterion: must be one of 'GL', 'PQ', 'UP', got 'XY'"),
@@ -241,8 +241,8 @@ def test_technique_errors(tmp_path, variant, message):
         ),
         (
             '[[variant]]\nname = "d"\ndropout = [0.0, 0.0]\nmc_dropout = 5\n',
-            "e.toml: variant[0].mc_dropout: needs dropout or gaussian_dropout in the same variant (MC dropout samples them), "
-            "got mc_dropout = 5 without",
+            "e.toml: variant[0].mc_dropout: needs dropout or gaussian_dropout above 0 in the same variant (MC dropout samples them), "
+            "got mc_dropout = 5 with neither",
         ),
         (
             '[[variant]]\nname = "b"\n[sweep]\n"early_stopping.patience" = [5, 10]\n',

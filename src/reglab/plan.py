@@ -148,6 +148,7 @@ def _check_against_data(experiment: Experiment, arch: Architecture, rows: dict[s
         try:
             techniques = experiment.techniques(variant)
             for t in techniques:
+                t.check_task(arch.task)
                 t.validate(arch)
             stack_pieces([techniques], arch, torch.device("cpu"), logs)
         except ValueError as err:

@@ -36,7 +36,6 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .engine import Architecture, Member, registry, train
 from .engine.model import forward, output_activation
 from .engine.results import mc_predict
-from .engine.techniques.mc_dropout import MCDropout
 
 # The parameters every estimator has, with their defaults; the techniques' parameters come from
 # the registry (each technique declares its scikit-learn names), so a registered technique is a
@@ -53,6 +52,9 @@ BASE_PARAMS = {
 }
 
 
+assert set(BASE_PARAMS) == set(registry.RESERVED_SKLEARN), "registry.RESERVED_SKLEARN must name the estimators' own parameters"
+
+
 def technique_params(task: str) -> dict[str, object]:
     """``parameter -> default`` of every registered technique that applies to ``task``
     (``classification`` or ``regression``), by technique name."""
@@ -61,10 +63,7 @@ def technique_params(task: str) -> dict[str, object]:
         if cls.table:
             out[cls.sklearn_switch] = False
         out.update({s.sklearn: s.sklearn_default for s in cls.settings() if s.sklearn})
-    clash = set(out) & set(BASE_PARAMS)
-    if clash:
-        raise ValueError(f"scikit-learn parameters: a technique's name clashes with the estimator's own: {sorted(clash)}")
-    return out
+    return out  # names unique and not the estimators' own: registry.register checks
 
 
 def _applicable(task: str) -> list:
@@ -192,11 +191,8 @@ class _MLP(BaseEstimator):
     def _output(self, X) -> np.ndarray:
         """The network's output for ``X``, computed in float64: a row's prediction must not depend on
         which other rows are predicted with it, and float32 matrix products can differ in the last
-        bit with the number of rows. With ``mc_dropout`` passes, MC dropout's predictive mean."""
+        bit with the number of rows."""
         check_is_fitted(self, "coefs_")
-        passes = next((t.passes for t in self._techniques() if isinstance(t, MCDropout)), 0)
-        if passes:  # MC dropout: the mean of that many passes with dropout on
-            return self.mc_predict(X, passes)[0].astype(np.float64)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         params = [torch.from_numpy(c.astype(np.float64)).unsqueeze(0) for c in self.coefs_]
         x = torch.from_numpy(X).unsqueeze(0)

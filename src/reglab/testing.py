@@ -112,6 +112,7 @@ def check_declarations(cls) -> None:
     assert any(isinstance(t, cls) for t in example), "example() must contain an instance of the technique"
     arch = _arch(_task(cls))
     for t in example:
+        t.check_task(arch.task)
         t.validate(arch)
         t.check_with(example)
 

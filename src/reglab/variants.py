@@ -31,6 +31,7 @@ OWN_FIELDS: dict[str, tuple[Any, Any]] = {
     "nesterov": (bool | None, None),
 }
 OWN_SWEEPABLE = ("learning_rate", "epochs", "batch_size", "momentum")
+assert {"name", *OWN_FIELDS} == set(registry.RESERVED_KEYS), "registry.RESERVED_KEYS must name the variant's own keys"
 
 _cache: dict[str, Any] = {}
 registry.subscribe(_cache.clear)
@@ -120,7 +121,7 @@ def is_parameter(name: str) -> bool:
     technique (``early_stopping.patience``)."""
     nested = table_field(name)
     if nested:
-        return nested[1] in table_models()[nested[0]].model_fields
+        return any(s.key == nested[1] and s.sweepable for s in registry.get(nested[0]).settings())
     return name in sweepable()
 
 

@@ -56,6 +56,18 @@ def test_multiclass_loss_on_the_same_weights_is_keras_categorical_crossentropy(k
         assert ours["accuracy"][k] == pytest.approx(theirs["accuracy"], abs=1e-7)  # metrics see the true labels
 
 
+def test_the_summarys_data_loss_is_on_the_true_labels(moons):
+    """Variants compare on the plain loss: ``data_loss`` is the unsmoothed one, ``loss`` Keras's."""
+    X, y = moons
+    arch = Architecture(n_inputs=2, hidden=(8,), task="binary")
+    params = init_params(arch, torch.tensor([0, 0]))
+    result = train(arch, [Member(seed=0, techniques=[LabelSmoothing(0.2)]), Member(seed=0)], X, y, epochs=1, initial_params=params)
+    scores = result.evaluate(X, y)
+    plain = evaluate_params(arch, [p[:1] for p in result.params], X, y, make_loss("binary_crossentropy", "binary"), [])
+    assert scores["data_loss"][0] == pytest.approx(plain["data_loss"][0], rel=1e-6)
+    assert scores["loss"][0] > scores["data_loss"][0]  # smoothed: higher on a fitting model
+
+
 def test_smoothing_raises_the_loss_of_a_confident_correct_model():
     """What it is for: a saturated, correct sigmoid costs nothing unsmoothed and a lot smoothed."""
     arch = Architecture(n_inputs=1, hidden=(1,), task="binary")

@@ -151,3 +151,21 @@ def test_registering_refuses_what_would_clash():
         registry.register(Undeclared)
     assert "taken" not in [c.name for c in registry.techniques()]
     np.testing.assert_equal(sorted(registry._streams), [1, 2, 3])
+
+
+def test_registering_wants_a_frozen_dataclass_and_its_own_scikit_learn_names():
+    class NotADataclass(Technique):
+        name = "plain"
+
+    with pytest.raises(TypeError, match=r"^register: NotADataclass must be a frozen dataclass: put @dataclass\(frozen=True\) on the class$"):
+        registry.register(NotADataclass)
+
+    @dataclass(frozen=True)
+    class Clash(Technique):
+        size: float = setting(0.1, checks.RATE, "a rate", sklearn="hidden")
+        name = "clash"
+        reference = "-"
+
+    with pytest.raises(ValueError, match=r"^register: Clash's scikit-learn parameter 'hidden' is already the estimators' own$"):
+        registry.register(Clash)
+    assert "clash" not in [c.name for c in registry.techniques()]

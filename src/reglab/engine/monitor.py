@@ -1,7 +1,7 @@
 """Which way a monitored value improves: the one place that decides min, max or auto.
 
 Keras's ``MonitorCallback`` decides it once for every callback; so does this module for early
-stopping, Prechelt's criteria and the plain-PyTorch helper.
+stopping and the plain-PyTorch helper (Prechelt's criteria watch a loss: always "min").
 """
 
 from __future__ import annotations
@@ -35,8 +35,3 @@ def direction(name: str, monitor: str, mode: str, available: dict[str, str] | No
     if mode != "auto":
         return mode
     return available[monitor] if available is not None else guess(monitor)
-
-
-def sign(direction_: str) -> float:
-    """+1 for ``min``, -1 for ``max``: in sign space a smaller value is always better."""
-    return 1.0 if direction_ == "min" else -1.0

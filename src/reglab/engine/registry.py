@@ -16,6 +16,7 @@ subscribe to be told of a new registration.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from .pieces import add_stop_reason
@@ -23,6 +24,8 @@ from .technique import Technique
 
 #: Variant keys that are not techniques' (the experiment file's own); no technique may take them.
 RESERVED_KEYS = ("name", "learning_rate", "epochs", "batch_size", "optimizer", "momentum", "nesterov")
+#: The scikit-learn estimators' own parameters; no technique may take them.
+RESERVED_SKLEARN = ("hidden", "activation", "validation_fraction", "epochs", "batch_size", "learning_rate", "optimizer", "random_state")
 
 _techniques: dict[str, type[Technique]] = {}
 _streams: dict[int, str] = {}
@@ -37,6 +40,8 @@ def register(cls: type[Technique]) -> type[Technique]:
     """
     if not (isinstance(cls, type) and issubclass(cls, Technique)):
         raise TypeError(f"register: expected a Technique subclass, got {cls!r}")
+    if not (dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen):
+        raise TypeError(f"register: {cls.__name__} must be a frozen dataclass: put @dataclass(frozen=True) on the class")
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"register: {cls.__name__}.name must be an identifier such as 'dropout', got {name!r}")
@@ -51,6 +56,11 @@ def register(cls: type[Technique]) -> type[Technique]:
     for key in _keys(cls):
         if key in taken:
             raise ValueError(f"register: {cls.__name__}'s experiment-file key {key!r} is already {taken[key]}'s")
+    taken = {param: f"{other.name}'s" for other in _techniques.values() if other.name != name for param in _sklearn_names(other)}
+    taken.update({key: "the estimators' own" for key in RESERVED_SKLEARN})
+    for param in _sklearn_names(cls):
+        if param in taken:
+            raise ValueError(f"register: {cls.__name__}'s scikit-learn parameter {param!r} is already {taken[param]}")
     stream = cls.rng_stream
     if stream is not None:
         if isinstance(stream, bool) or not isinstance(stream, int) or stream < 1:
@@ -82,15 +92,19 @@ def techniques() -> list[type[Technique]]:
 
 
 def get(name: str) -> type[Technique]:
+    """The registered technique called ``name``."""
     _load_builtins()
-    if name not in _techniques:
-        raise ValueError(f"technique: must be one of {', '.join(map(repr, sorted(_techniques)))}, got {name!r}")
     return _techniques[name]
 
 
 def subscribe(listener: Callable[[], None]) -> None:
     """Call ``listener()`` after every change of the registry."""
     _listeners.append(listener)
+
+
+def _sklearn_names(cls: type[Technique]) -> list[str]:
+    names = [s.sklearn for s in cls.settings() if s.sklearn]
+    return [cls.sklearn_switch, *names] if cls.table and cls.sklearn_switch else names
 
 
 def _keys(cls: type[Technique]) -> list[str]:

@@ -121,16 +121,20 @@ def evaluate_params(
     penalty_pieces: list[Piece] = (),
     target_pieces: list[Piece] = (),
 ) -> dict[str, np.ndarray]:
-    """``loss`` (data loss plus penalties), ``data_loss`` and each metric, per member; the loss
-    compares with the targets as the pieces' ``targets`` hooks give them (label smoothing)."""
+    """``loss`` (as Keras's ``evaluate``: against the targets the pieces' ``targets`` hooks give,
+    e.g. smoothed labels, plus the penalties), ``data_loss`` (the plain loss on the true targets:
+    what the summary compares across variants) and each metric, per member."""
     k = params[0].shape[0]
     Y = targets("y", y, arch, k, features("x", x, arch, k)).to(params[0].device)
     Y = Y.unsqueeze(0) if Y.dim() == 2 else Y
     logits = logits_for(arch, params, x)
     with torch.no_grad():
-        data_loss = member_mean(loss_fn(logits, loss_targets(list(target_pieces), Y)))
+        data_loss = member_mean(loss_fn(logits, Y))
+        # ``loss`` is what Keras's evaluate reports: against the targets as the loss sees them
+        # (label smoothing), plus the penalties; ``data_loss`` the plain loss on the true targets.
+        loss = member_mean(loss_fn(logits, loss_targets(list(target_pieces), Y))) if target_pieces else data_loss
         pen = total_penalty(list(penalty_pieces), params)
-        loss = data_loss if pen is None else data_loss + pen
+        loss = loss if pen is None else loss + pen
         out = {"loss": loss, "data_loss": data_loss}
         for m in metrics:
             out[m.name] = member_mean(m.per_sample(logits, Y))

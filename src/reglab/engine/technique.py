@@ -198,6 +198,8 @@ class Technique:
     rng_stream: ClassVar[int | None] = None
     #: Needs validation data (the scikit-learn estimators then set ``validation_fraction`` aside).
     needs_validation: ClassVar[bool] = False
+    #: False: it acts at prediction only (MC dropout), so a live view of training leaves it out.
+    trains: ClassVar[bool] = True
     #: Kept on in MC dropout's stochastic passes at prediction time (dropout and its kin).
     mc_sample: ClassVar[bool] = False
     #: The stop reasons its piece can give (registered; see :data:`pieces.STOP_REASONS`).
@@ -285,10 +287,14 @@ class Technique:
 
     # -- checks against the network and the other techniques ---------------------------------------
 
+    def check_task(self, task: str) -> None:
+        """Raise ``ValueError`` for a task the technique does not apply to."""
+        if task not in self.tasks:
+            raise ValueError(f"{self.name}: applies to {' and '.join(self.tasks)} tasks only, got a {task} task")
+
     def validate(self, arch: Architecture) -> None:
-        """Check the settings against the architecture; raise ``ValueError`` on a bad value."""
-        if arch.task not in self.tasks:
-            raise ValueError(f"{self.name}: applies to {' and '.join(self.tasks)} tasks only, got a {arch.task} task")
+        """Check the settings against the layers; raise ``ValueError`` on a bad value. (The task:
+        :meth:`check_task`, once the data says it.)"""
         for s in self.settings():
             if s.per_layer:
                 self.per_layer(s.field, arch)

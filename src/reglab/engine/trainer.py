@@ -132,6 +132,7 @@ class Trainer:
         self.metric_list = [make_metric(name, arch.task) for name in (metrics if metrics is not None else METRICS_FOR_TASK[arch.task])]
         for m in members:
             for t in m.techniques:
+                t.check_task(arch.task)
                 t.validate(arch)
                 t.check_with(m.techniques)
 

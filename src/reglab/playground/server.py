@@ -1,7 +1,7 @@
 """The playground's web server: the page, its files, and one WebSocket per page.
 
-Controls come up as JSON text (``setup``, ``play``, ``pause``, ``step``, ``reset``, ``regenerate``,
-``upload``, ``export``); frames go down as binary messages: a 4-byte little-endian length, that
+Controls come up as JSON text (``setup``, ``play``, ``pause``, ``step``, ``reset``, ``upload``,
+``export``; the page's Regenerate sends a setup with the next data seed); frames go down as binary messages: a 4-byte little-endian length, that
 many bytes of JSON header, padding to a multiple of 4, then the payload the header points into
 (``[offset, length, dtype]``). Training runs on a thread of its own, never on the event loop, and
 a frame is only drawn when the previous one has been sent, so a slow browser gets fewer frames,
@@ -41,13 +41,19 @@ def encode_frame(header: dict, payload: bytes) -> bytes:
 
 
 class Connection:
-    """One page: its session, the training thread, and what waits to be sent."""
+    """One page: its session, the training thread, and what waits to be sent.
+
+    Two locks: ``lock`` guards the session (held by the training thread for an epoch and a frame,
+    or by a control applying a setup), ``flags`` the small shared state (play, steps pending, the
+    newest frame), which the event loop must never wait an epoch for.
+    """
 
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
         self.workdir = Path(tempfile.mkdtemp(prefix="reglab-playground-"))
         self.session = Session(self.workdir)
-        self.lock = threading.Lock()  # the session: the training thread or a control, one at a time
+        self.lock = threading.Lock()
+        self.flags = threading.Lock()
         self.wake = threading.Event()
         self.playing = False
         self.steps = 0
@@ -62,30 +68,52 @@ class Connection:
     # -- the training thread --------------------------------------------------------------------
 
     def train(self) -> None:
-        while True:
-            self.wake.wait(timeout=0.5)
+        """Train while playing (or steps are asked for), drawing a frame whenever the last one has
+        left; on closing, remove the session's folder. An error stops play and says one line."""
+        try:
+            while not self.closed:
+                self.wake.wait(timeout=0.5)
+                with self.lock:
+                    if self.closed:
+                        break
+                    with self.flags:
+                        work = self.session.plan is not None and (self.playing or self.steps)
+                        if not work:
+                            self.wake.clear()
+                    if not work:
+                        continue
+                    try:
+                        self._epoch()
+                    except Exception as err:  # noqa: BLE001  (an internal error: the page hears of it, the server goes on)
+                        with self.flags:
+                            self.playing, self.steps = False, 0
+                        self.say({"type": "error", "message": f"training stopped: {type(err).__name__}: {err}"})
+                        self.say({"type": "playing", "playing": False})
+        finally:
             with self.lock:
-                if self.closed:
-                    return
-                if self.session.plan is None or not (self.playing or self.steps):
-                    self.wake.clear()
-                    continue
-                if not self.session.done:
-                    self.session.step()
-                if self.steps:
-                    self.steps -= 1
-                if self.session.done:
-                    self.playing = False
-                if self.frame_taken or not self.playing:
-                    self._draw()
-            if not (self.playing or self.steps):
-                self.wake.clear()
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _epoch(self) -> None:
+        """One epoch of every variant, and a frame if the page is ready for one (session locked)."""
+        if not self.session.done:
+            self.session.step()
+        with self.flags:
+            self.steps = max(0, self.steps - 1)
+            if self.session.done:
+                self.playing = False
+            draw = self.frame_taken or not self.playing
+            idle = not (self.playing or self.steps)
+        if draw:
+            self._draw()
+        if idle:
+            self.wake.clear()
 
     def _draw(self) -> None:
-        """Draw a frame of where the session stands (the lock held)."""
+        """Draw a frame of where the session stands (the session locked)."""
         header, payload = self.session.frame()
-        header.update(playing=self.playing, fps=self.fps())
-        self.frame, self.frame_taken = encode_frame(header, payload), False
+        with self.flags:
+            header.update(playing=self.playing, fps=self.fps())
+            self.frame, self.frame_taken = encode_frame(header, payload), False
         self._notify()
 
     def _notify(self) -> None:
@@ -103,20 +131,24 @@ class Connection:
 
     def say(self, message: dict) -> None:
         """Queue a text message (from the event loop or the training thread)."""
-        self.outbox.append(json.dumps(message))
+        with self.flags:
+            self.outbox.append(json.dumps(message))
         self._notify()
 
     async def send(self) -> None:
         while True:
             await self.ready.wait()
             self.ready.clear()
-            while self.outbox:
-                await self.ws.send_text(self.outbox.pop(0))
-            frame, self.frame = self.frame, None
+            with self.flags:
+                texts, self.outbox = self.outbox, []
+                frame, self.frame = self.frame, None
+            for text in texts:
+                await self.ws.send_text(text)
             if frame is not None:
                 await self.ws.send_bytes(frame)
-                self.sent_times = [*self.sent_times[-40:], time.perf_counter()]
-                self.frame_taken = True
+                with self.flags:
+                    self.sent_times = [*self.sent_times[-40:], time.perf_counter()]
+                    self.frame_taken = True
                 self.wake.set()
 
     async def receive(self) -> None:
@@ -124,33 +156,32 @@ class Connection:
             text = await self.ws.receive_text()
             try:
                 message = json.loads(text)
+                if not isinstance(message, dict):
+                    raise UserError(f"message: must be a JSON object with a type, got {text[:80]!r}")
                 await self.handle(message)
             except UserError as err:
                 self.say({"type": "error", "message": str(err)})
-            except (ValueError, KeyError, TypeError) as err:  # a malformed message
+            except (json.JSONDecodeError, KeyError) as err:  # a malformed message
                 self.say({"type": "error", "message": f"message: not understood ({type(err).__name__}: {err})"})
 
     async def handle(self, message: dict) -> None:
         kind = message.get("type")
         if kind == "setup":
             await self.apply(message["setup"])
-        elif kind in ("play", "pause"):
-            self.playing = kind == "play" and not self.session.done
+            return
+        if kind not in ("play", "pause", "step", "reset", "upload", "export"):
+            raise UserError(f"message type: must be one of setup, play, pause, step, reset, upload, export, got {kind!r}")
+        if self.session.setup is None and kind != "upload":
+            raise UserError(f"{kind}: send a setup first")
+        if kind in ("play", "pause", "step"):
+            with self.flags:
+                self.playing = kind == "play" and not self.session.done
+                self.steps += kind == "step"
+                playing = self.playing
             self.wake.set()
-            self.say({"type": "playing", "playing": self.playing})
-        elif kind == "step":
-            self.playing = False
-            self.steps += 1
-            self.wake.set()
-            self.say({"type": "playing", "playing": False})
+            self.say({"type": "playing", "playing": playing})
         elif kind == "reset":
             await asyncio.to_thread(self._locked, self._reset)
-        elif kind == "regenerate":
-            setup = copy.deepcopy(self.session.setup)
-            if setup["data"]["dataset"] not in GENERATED:
-                raise UserError(f"data.dataset: {setup['data']['dataset']!r} is fixed data; regenerate works on a generated dataset ({', '.join(GENERATED)})")
-            setup["data"]["data_seed"] += 1
-            await self.apply(setup)
         elif kind == "upload":
             before = self.session.upload
             try:
@@ -161,49 +192,55 @@ class Connection:
             except UserError:
                 self.session.upload = before  # a refused file changes nothing
                 raise
-        elif kind == "export":
-            self.say({"type": "export", **self.session.export()})
         else:
-            raise UserError(f"message type: must be one of setup, play, pause, step, reset, regenerate, upload, export, got {kind!r}")
+            self.say({"type": "export", **self.session.export()})
 
     def _locked(self, fn):
         with self.lock:
             return fn()
 
     def _reset(self) -> None:
-        self.playing, self.steps = False, 0
+        with self.flags:
+            self.playing, self.steps = False, 0
         self.session.reset()
         self.say({"type": "playing", "playing": False})
         self._draw()
 
-    async def apply(self, setup: dict) -> None:
+    async def apply(self, setup) -> None:
+        if not isinstance(setup, dict):
+            raise UserError(f"setup: must be a JSON object, got {type(setup).__name__}")
+
         def work():
-            restarted = self.session.apply(setup)
-            if self.session.done:
-                self.playing = False
-            self.say({"type": "state", "setup": self.session.setup, "restarted": restarted, "points": self.session.points(), "playing": self.playing})
+            try:
+                restarted = self.session.apply(setup)
+            except (KeyError, TypeError, AttributeError) as err:  # a setup without a part the page always sends
+                raise UserError(f"setup: not understood ({type(err).__name__}: {err})") from None
+            with self.flags:
+                if self.session.done:
+                    self.playing = False
+                playing = self.playing
+            self.say({"type": "state", "setup": self.session.setup, "restarted": restarted, "points": self.session.points(), "playing": playing})
             self._draw()
 
         await asyncio.to_thread(self._locked, work)
 
     async def run(self) -> None:
-        await self.ws.accept()
         thread = threading.Thread(target=self.train, name="reglab-playground-training", daemon=True)
-        thread.start()
-        self.say({"type": "hello", "datasets": [{"name": k, "label": v, "generated": k in GENERATED} for k, v in DATASETS.items()], "techniques": technique_controls(), "caps": CAPS, "defaults": DEFAULT_SETUP})
-        sender = asyncio.create_task(self.send())
+        thread.start()  # it removes the session's folder when it ends
+        sender = None
         try:
+            await self.ws.accept()
+            self.say({"type": "hello", "datasets": [{"name": k, "label": v, "generated": k in GENERATED} for k, v in DATASETS.items()], "techniques": technique_controls(), "caps": CAPS, "defaults": DEFAULT_SETUP})
+            sender = asyncio.create_task(self.send())
             await self.receive()
         except WebSocketDisconnect:
             pass
         finally:
-            # Synchronously, so that cleanup happens even when the server is shutting down and
-            # cancels this task: the thread sees `closed` at its next turn and ends by itself.
-            sender.cancel()
-            with self.lock:
-                self.closed = True
+            # Never waits: the training thread sees `closed` at its next turn, cleans up and ends.
+            if sender is not None:
+                sender.cancel()
+            self.closed = True
             self.wake.set()
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 async def index(request):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import copy
 import math
-import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -33,11 +34,6 @@ DATASETS = {
 }
 GENERATED = ("circles", "xor", "gauss", "spiral", "moons")  # take noise and a data seed
 
-# The techniques a variant may use on the page, as keys of the registry's declarations. Early
-# stopping shows patience, min_delta and restore_best_weights.
-PAGE_TECHNIQUES = ("dropout", "l1", "l2", "weight_decay", "max_norm", "gaussian_noise", "input_noise", "gaussian_dropout", "label_smoothing")
-EARLY_STOPPING_KEYS = ("patience", "min_delta", "restore_best_weights")
-
 # Bounds on the work one page may ask for: members x weights x rows trained per epoch.
 # The default (4 variants x 10 seeds of 2-64-64-1 on 200 rows) is 34 M multiply-adds a pass.
 CAPS = {"variants": 4, "seeds": 20, "layers": 4, "width": 128, "rows": 1000, "epochs": 5000, "upload_bytes": 1_000_000, "work": 200_000_000}
@@ -52,16 +48,17 @@ DEFAULT_SETUP = {
 
 
 def technique_controls() -> list[dict]:
-    """What the page shows for each technique setting, from the registry's declarations."""
+    """What the page shows for each technique, from the registry's declarations: every setting of
+    a flat technique (``dropout``, ``l2``...), and of a table technique the short list it offers the
+    scikit-learn estimators, with their defaults there (early stopping: patience 10,
+    min_delta, restore_best_weights); a table technique without one (Prechelt's) stays in files."""
     out = []
     for cls in registry.techniques():
+        if not cls.trains:  # acts at prediction only (MC dropout): nothing to watch here
+            continue
         for s in cls.settings():
-            if cls.name == "early_stopping":
-                if s.key not in EARLY_STOPPING_KEYS:
-                    continue
-            elif s.key not in PAGE_TECHNIQUES:
+            if cls.table and not s.sklearn:
                 continue
-            rule = s.rule
             out.append(
                 {
                     "key": s.key,
@@ -69,10 +66,10 @@ def technique_controls() -> list[dict]:
                     "label": s.path,
                     "doc": s.doc,
                     "allowed": s.allowed,
-                    "kind": rule.kind,
-                    "min": rule.lo,
-                    "max": rule.hi,
-                    "default": s.default,
+                    "kind": s.rule.kind,
+                    "min": s.rule.lo,
+                    "max": s.rule.hi,
+                    "default": s.sklearn_default if cls.table else s.default,
                     "off": None if cls.table else s.off,
                     "tasks": list(cls.tasks),
                 }
@@ -86,6 +83,7 @@ class Upload:
 
     name: str
     target: str
+    folder: Path
 
 
 class Session:
@@ -99,7 +97,7 @@ class Session:
         self.plan = None
         self.trainers: dict[str, object] = {}  # variant name -> Trainer
         self.populations: dict[str, object] = {}
-        self._views: dict[str, tuple] = {}  # variant name -> ((trainer, epoch), its part of a frame)
+        self._views: dict[str, tuple] = {}  # variant name -> (trainer, epoch, its part of a frame)
         self.upload_version = 0  # a new upload is new data: every variant restarts
         self._applied_upload = 0
 
@@ -112,7 +110,7 @@ class Session:
         if d["dataset"] == "upload":
             if self.upload is None:
                 raise UserError("data: no uploaded file; upload a CSV first")
-            data = {"path": str(self.workdir / self.upload.name), "target": self.upload.target, "split": "random", "validation": d["validation"]}
+            data = {"path": str(self.upload.folder / self.upload.name), "target": self.upload.target, "split": "random", "validation": d["validation"]}
         elif d["dataset"] in GENERATED:
             data = {"dataset": d["dataset"], "params": {"noise": d["noise"], "random_state": d["data_seed"]}, "split": "random", "validation": d["validation"]}
         elif d["dataset"] in DATASETS:
@@ -140,9 +138,11 @@ class Session:
             experiment = Experiment.from_dict(self.experiment(setup), "playground")
             plan = make_plan(experiment, memory_budget_mb=1e9)
         except UserError as err:  # an uploaded file is named as the page named it
-            raise UserError(str(err).replace(f"{self.workdir}{os.sep}", "")) from None
-        if plan.data.X.shape[1] > 2:
-            raise UserError(f"data: the playground draws one or two features, this data has {plan.data.X.shape[1]}")
+            raise UserError(re.sub(re.escape(str(self.workdir)) + r"[/\\]\d+[/\\]", "", str(err))) from None
+        drawable = 1 if plan.arch.task == "regression" else 2  # a curve over x, or regions in the plane
+        if plan.data.X.shape[1] != drawable:
+            kind = "a regression" if plan.arch.task == "regression" else "a classification"
+            raise UserError(f"data: the playground draws {kind} with {drawable} feature{'s' if drawable > 1 else ''}, this data has {plan.data.X.shape[1]}")
         if plan.arch.task == "multiclass":
             raise UserError(f"data: the playground draws two classes, this data has {plan.data.n_classes}")
         rows = len(plan.data.X)
@@ -188,7 +188,6 @@ class Session:
         read as data (by the loader ``reglab run`` uses); checked when a setup uses it."""
         import csv
         import io
-        import re
 
         size = len(text.encode("utf-8"))
         if size > CAPS["upload_bytes"]:
@@ -198,9 +197,11 @@ class Session:
             raise UserError(f"{name}: must have three columns (two numeric features, then the label), got {len(header)}: {', '.join(header)!s}")
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "upload.csv"
         safe = safe if safe.endswith(".csv") else safe + ".csv"
-        (self.workdir / safe).write_text(text, encoding="utf-8")
-        self.upload = Upload(safe, header[-1])
         self.upload_version += 1
+        folder = self.workdir / str(self.upload_version)  # a refused file never overwrites the one in use
+        folder.mkdir()
+        (folder / safe).write_text(text, encoding="utf-8")
+        self.upload = Upload(safe, header[-1], folder)
 
     def export(self) -> dict:
         """The setup as an experiment file (and the uploaded CSV it names, if any): ``reglab run``
@@ -211,7 +212,7 @@ class Session:
         files = {}
         if self.upload is not None and "path" in raw["data"]:
             raw["data"]["path"] = self.upload.name  # next to the experiment file
-            files[self.upload.name] = (self.workdir / self.upload.name).read_text(encoding="utf-8")
+            files[self.upload.name] = (self.upload.folder / self.upload.name).read_text(encoding="utf-8")
         head = "# Exported from reglab playground: `reglab run playground.toml --out DIR` trains the same networks.\n\n"
         return {"filename": "playground.toml", "toml": head + tomli_w.dumps(raw), "files": files}
 
@@ -268,10 +269,10 @@ class Session:
 
         variants = []
         for name, trainer in self.trainers.items():
-            key = (id(trainer), trainer.epoch)
-            if self._views.get(name, (None,))[0] != key:
-                self._views[name] = (key, self._view(name, trainer))
-            meta, arrays = self._views[name][1]
+            cached = self._views.get(name)
+            if cached is None or cached[0] is not trainer or cached[1] != trainer.epoch:
+                cached = self._views[name] = (trainer, trainer.epoch, self._view(name, trainer))
+            meta, arrays = cached[2]
             out = copy.deepcopy(meta)
             for path, array in arrays.items():  # "curves.loss.median" -> out["curves"]["loss"]["median"]
                 *parents, leaf = path.split(".")
@@ -315,7 +316,8 @@ class Session:
             if reason is not None
         ]
         kernel = trainer.params[0].numpy().ravel()
-        bound = math.ceil(float(max(1e-6, np.abs(kernel).max())) * 10) / 10
+        kernel = kernel[np.isfinite(kernel)]  # a diverged member's weights are not drawn
+        bound = math.ceil(float(max(1e-6, np.abs(kernel).max(initial=0.0))) * 10) / 10
         arrays["weights.counts"] = np.histogram(kernel, bins=24, range=(-bound, bound))[0].astype(np.uint32)
         meta["weights"] = {"range": [-bound, bound]}
         return meta, arrays

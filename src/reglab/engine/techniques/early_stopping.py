@@ -62,6 +62,10 @@ class EarlyStopping(Technique):
     stop_reasons = ("patience", "stopping_threshold", "divergence", "non_finite")
 
     @classmethod
+    def example(cls):
+        return (cls(patience=3, min_delta=0.002),)
+
+    @classmethod
     def neutral(cls):
         return cls(patience=2**31)  # never runs out
 

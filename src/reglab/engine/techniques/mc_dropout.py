@@ -65,16 +65,19 @@ def predictive_scores(task: str, mean: np.ndarray, std: np.ndarray, y: np.ndarra
 class MCDropout(Technique):
     """``passes``: stochastic passes with dropout on at prediction time (needs dropout or Gaussian dropout)."""
 
-    passes: int = setting(50, checks.integer_rule(lo=0, hi=10_000), "stochastic passes with dropout on at prediction time, averaged (0: off)", off=0)
+    # Not a scikit-learn parameter: the estimators' mc_predict(X, samples) does it, and a
+    # predict() that sampled masks by row position would depend on the other rows.
+    passes: int = setting(50, checks.integer_rule(lo=0, hi=10_000), "stochastic passes with dropout on at prediction time, averaged (0: off)", off=0, sklearn=None)
     name = "mc_dropout"
     reference = "Gal & Ghahramani 2016; Keras: model(x, training=True) in a loop"
     report = frozenset({"mc_bands"})
     summary = (mc_columns,)
+    trains = False
 
     def check_with(self, others) -> None:
         if self.passes and not any(t.mc_sample for t in others):
             sampled = " or ".join(sorted(t.name for t in _registered() if t.mc_sample))
-            raise ValueError(f"mc_dropout: needs {sampled} in the same variant (MC dropout samples them), got mc_dropout = {self.passes} without")
+            raise ValueError(f"mc_dropout: needs {sampled} above 0 in the same variant (MC dropout samples them), got mc_dropout = {self.passes} with neither")
 
     @classmethod
     def example(cls):

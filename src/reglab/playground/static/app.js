@@ -13,7 +13,6 @@ const NEUTRAL = [232, 234, 235];
 const TRAIN_COLOUR = "#37474f";
 const VAL_COLOUR = "#8e44ad";
 const BEST_COLOUR = "#2e7d32";
-const UI_DEFAULTS = { patience: 10 }; // a patience of 0 (Keras' default) stops at the first bad epoch
 const SIZES = { regions: 178, side: 96, weights: 54, curves: [282, 130] }; // CSS pixels
 
 const app = {
@@ -299,25 +298,28 @@ function makePanel(variant) {
   $(".share-figure", panel).hidden = app.task === "regression";
 
   const box = $(".techniques", panel);
-  const early = app.hello.techniques.filter((t) => t.table === "early_stopping");
   for (const t of controlsFor(variant).filter((c) => !c.table)) {
     box.append(...field(`${uid}-${t.key}`, t.key.replaceAll("_", " "), t, variant[t.key] ?? t.off).elements);
   }
-  const on = "early_stopping" in variant;
-  const values = variant.early_stopping || {};
-  const check = input(`${uid}-early_stopping`, "checkbox");
-  check.checked = on;
-  check.className = "early-toggle";
-  box.append(pair(check, "early stopping"));
-  for (const t of early) {
-    const value = values[t.key] ?? UI_DEFAULTS[t.key] ?? t.default;
-    const { elements, control } = field(`${uid}-es-${t.key}`, t.key.replaceAll("_", " "), t, value);
-    control.classList.add("early");
-    control.dataset.table = "early_stopping";
-    control.disabled = !on;
-    box.append(...elements);
+  // A table technique (early stopping): a checkbox that turns it on, then its settings.
+  const tables = [...new Set(controlsFor(variant).filter((c) => c.table).map((c) => c.table))];
+  for (const table of tables) {
+    const on = table in variant;
+    const values = variant[table] || {};
+    const check = input(`${uid}-${table}`, "checkbox");
+    check.checked = on;
+    check.className = "table-toggle";
+    check.dataset.table = table;
+    box.append(pair(check, table.replaceAll("_", " ")));
+    for (const t of app.hello.techniques.filter((c) => c.table === table)) {
+      const value = values[t.key] ?? t.default;
+      const { elements, control } = field(`${uid}-${table}-${t.key}`, t.key.replaceAll("_", " "), t, value);
+      control.dataset.table = table;
+      control.disabled = !on;
+      box.append(...elements);
+    }
+    check.addEventListener("change", () => box.querySelectorAll(`input[data-key][data-table="${table}"]`).forEach((i) => (i.disabled = !check.checked)));
   }
-  check.addEventListener("change", () => box.querySelectorAll("input.early").forEach((i) => (i.disabled = !check.checked)));
   return panel;
 }
 
@@ -364,25 +366,29 @@ function field(id, text, t, value) {
 function readVariant(panel) {
   const variant = clone(panel.variant); // keeps keys this page has no control for
   variant.name = $(".name", panel).value.trim();
-  delete variant.early_stopping;
-  const early = {};
+  const tables = {};
+  for (const check of panel.querySelectorAll(".techniques input.table-toggle")) {
+    delete variant[check.dataset.table];
+    if (check.checked) tables[check.dataset.table] = {};
+  }
   for (const control of panel.querySelectorAll(".techniques input[data-key]")) {
     const key = control.dataset.key;
-    const t = app.hello.techniques.find((c) => c.key === key && (c.table || null) === (control.dataset.table || null));
-    const label = `variant ${variant.name}: ${control.dataset.table ? "early_stopping." : ""}${key}`;
+    const table = control.dataset.table || null;
+    const t = app.hello.techniques.find((c) => c.key === key && (c.table || null) === table);
+    const label = `variant ${variant.name}: ${table ? table + "." : ""}${key}`;
     let value;
     if (t.kind === "bool") value = control.checked;
     else if (control.value === "" && Array.isArray(panel.variant[key])) value = panel.variant[key];
+    else if (table && !(table in tables)) continue; // a table turned off: its settings are not read
     else value = numberOf(control, label, t.kind === "integer");
-    if (control.dataset.table) {
-      early[key] = value;
+    if (table) {
+      if (table in tables) tables[table][key] = value;
     } else {
       delete variant[key];
       if (value !== t.off) variant[key] = value; // a technique at its off value is left out
     }
   }
-  if ($(".early-toggle", panel).checked) variant.early_stopping = early;
-  return variant;
+  return { ...variant, ...tables };
 }
 
 function labelPanels() {
@@ -703,7 +709,7 @@ function command(type) {
 }
 
 /** New data from the same generator: the next data seed. (The page, not the server, owns the
- * setup, so it sends the new setup rather than `regenerate`: the two cannot drift apart.) */
+ * setup, so the page sends the new setup: the two cannot drift apart.) */
 function regenerate() {
   app.setup.data.data_seed += 1;
   sendSetup();
