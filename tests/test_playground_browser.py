@@ -5,7 +5,6 @@ package), a setup from the URL, Play, a changed setting, Export, and the exporte
 import csv
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,21 +14,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from browser import FLAGS, chromium
 
 from reglab.playground.server import create_app
 from reglab.playground.session import DEFAULT_SETUP
 
 SCREENSHOT = Path(os.environ.get("REGLAB_PLAYGROUND_SCREENSHOT", Path(__file__).parent.parent / "build" / "playground-screenshot.png"))
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 SMALL = {
     "data": {"dataset": "moons", "noise": 0.2, "validation": 0.25, "data_seed": 1},
@@ -42,13 +32,6 @@ BUSY = {
     **DEFAULT_SETUP,
     "variants": [*DEFAULT_SETUP["variants"], {"name": "l2", "l2": 0.001}, {"name": "early stopping", "early_stopping": {"patience": 10, "min_delta": 0.0, "restore_best_weights": True}}],
 }
-
-
-def chromium() -> str:
-    path = os.environ.get("REGLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.fail("Chromium not found: `make test` installs Debian's chromium package (apt-get install chromium), or set REGLAB_CHROMIUM")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -2,31 +2,13 @@
 errors, every image loaded, every experiment's section and tables there; a screenshot is kept."""
 
 import os
-import shutil
 from pathlib import Path
 
-import pytest
+from browser import FLAGS, chromium
 
 from reglab.demo import EXPERIMENTS
 
 SCREENSHOT = Path(os.environ.get("REGLAB_SCREENSHOT", Path(__file__).parent.parent / "build" / "report-screenshot.png"))
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium() -> str:
-    path = os.environ.get("REGLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.fail("Chromium not found: `make test` installs Debian's chromium package (apt-get install chromium), or set REGLAB_CHROMIUM")
-    return path
 
 
 def test_report_in_a_browser(quick_demo, tmp_path):
