@@ -265,6 +265,8 @@ def test_malformed_messages_are_one_line(client):
         ]:
             ws.send_text(text)
             assert receive(ws, "error")["message"] == expected
+        ws.send_bytes(b"\x00\x01")
+        assert receive(ws, "error")["message"] == "message: must be JSON text, got a binary message"
 
 
 def test_a_second_upload_restarts_every_variant(tmp_path):

@@ -102,11 +102,10 @@ class Connection:
             if self.session.done:
                 self.playing = False
             draw = self.frame_taken or not self.playing
-            idle = not (self.playing or self.steps)
+            if not (self.playing or self.steps):
+                self.wake.clear()  # under the flags: a Play arriving now sets it again after this
         if draw:
             self._draw()
-        if idle:
-            self.wake.clear()
 
     def _draw(self) -> None:
         """Draw a frame of where the session stands (the session locked)."""
@@ -153,8 +152,13 @@ class Connection:
 
     async def receive(self) -> None:
         while True:
-            text = await self.ws.receive_text()
+            raw = await self.ws.receive()
+            if raw["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(raw.get("code", 1000))
+            text = raw.get("text")
             try:
+                if text is None:
+                    raise UserError("message: must be JSON text, got a binary message")
                 message = json.loads(text)
                 if not isinstance(message, dict):
                     raise UserError(f"message: must be a JSON object with a type, got {text[:80]!r}")
