@@ -187,14 +187,14 @@ class Connection:
         elif kind == "reset":
             await asyncio.to_thread(self._locked, self._reset)
         elif kind == "upload":
-            before = self.session.upload
+            before = self.session.upload, self.session.upload_version
             try:
                 await asyncio.to_thread(self._locked, lambda: self.session.set_upload(str(message["name"]), str(message["text"])))
                 setup = copy.deepcopy(self.session.setup or DEFAULT_SETUP)
                 setup["data"]["dataset"] = "upload"
                 await self.apply(setup)
             except UserError:
-                self.session.upload = before  # a refused file changes nothing
+                self.session.upload, self.session.upload_version = before  # a refused file changes nothing
                 raise
         else:
             self.say({"type": "export", **self.session.export()})
