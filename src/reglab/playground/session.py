@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,7 +139,7 @@ class Session:
             experiment = Experiment.from_dict(self.experiment(setup), "playground")
             plan = make_plan(experiment, memory_budget_mb=1e9)
         except UserError as err:  # an uploaded file is named as the page named it
-            raise UserError(re.sub(re.escape(str(self.workdir)) + r"[/\\]\d+[/\\]", "", str(err))) from None
+            raise UserError(re.sub(re.escape(str(self.workdir)) + r"[/\\][^/\\]+[/\\]", "", str(err))) from None
         drawable = 1 if plan.arch.task == "regression" else 2  # a curve over x, or regions in the plane
         if plan.data.X.shape[1] != drawable:
             kind = "a regression" if plan.arch.task == "regression" else "a classification"
@@ -198,8 +199,7 @@ class Session:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "upload.csv"
         safe = safe if safe.endswith(".csv") else safe + ".csv"
         self.upload_version += 1
-        folder = self.workdir / str(self.upload_version)  # a refused file never overwrites the one in use
-        folder.mkdir()
+        folder = Path(tempfile.mkdtemp(dir=self.workdir))  # a refused file never overwrites the one in use
         (folder / safe).write_text(text, encoding="utf-8")
         self.upload = Upload(safe, header[-1], folder)
 
