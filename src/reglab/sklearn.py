@@ -34,6 +34,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .engine import Architecture, Member, registry, train
+from .engine.technique import listed
 from .engine.model import forward, output_activation
 from .engine.results import mc_predict
 
@@ -91,10 +92,6 @@ def _refresh() -> None:
         cls.__init__.__signature__ = _signature(cls._task)
 
 
-def _listed(value):
-    return list(value) if isinstance(value, tuple) else value
-
-
 registry.subscribe(_refresh)
 
 
@@ -132,7 +129,7 @@ class _MLP(BaseEstimator):
         for cls in _applicable(self._task):
             if cls.table and not getattr(self, cls.sklearn_switch):
                 continue
-            values = {s.key: _listed(getattr(self, s.sklearn)) for s in cls.settings() if s.sklearn}
+            values = {s.key: listed(getattr(self, s.sklearn)) for s in cls.settings() if s.sklearn}
             technique = cls.from_variant(values)
             if technique is not None:
                 out.append(technique)

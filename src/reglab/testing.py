@@ -28,7 +28,7 @@ import torch
 
 from .engine import Architecture, Member, registry, train
 from .engine.pieces import StepContext, stack_pieces
-from .engine.technique import Technique
+from .engine.technique import Technique, listed
 from .errors import UserError
 
 HIDDEN = (5, 3)  # two unequal hidden layers: per-layer settings and layer mix-ups show
@@ -193,15 +193,11 @@ def check_invalid_values(cls) -> None:
                 text = str(err)
                 assert "\n" not in text, f"{s.path} = {bad!r}: not one line: {text}"
                 assert text.startswith(f"t.toml: variant[0].{s.path}"), f"{s.path} = {bad!r}: does not name the key: {text}"
-                assert f"got {bad!r}" in text or f"got {_listed_repr(bad)}" in text, f"{s.path} = {bad!r}: does not name the value: {text}"
+                assert f"got {bad!r}" in text or f"got {listed(bad)!r}" in text, f"{s.path} = {bad!r}: does not name the value: {text}"
                 if _right_type(s, bad):
                     assert s.rule.allowed in text or "one per" in text, f"{s.path} = {bad!r}: does not say what is allowed: {text}"
             else:
                 raise AssertionError(f"{s.path} = {bad!r} was accepted; allowed: {s.allowed}")
-
-
-def _listed_repr(value) -> str:
-    return repr(list(value)) if isinstance(value, tuple) else repr(value)
 
 
 def _right_type(s, value) -> bool:
@@ -409,9 +405,10 @@ def _keras_loss(cls, technique) -> None:
 
     from .engine.losses import make_loss
 
+    from .keras import LOSSES  # the bridge's table: Keras's loss class per task
+
     for task in cls.tasks:
-        names = {"binary": "BinaryCrossentropy", "multiclass": "CategoricalCrossentropy"}
-        name = next((n for n in cls.keras.names if n == names.get(task)), None)
+        name = next((keras_class for t, _, keras_class in LOSSES.values() if t == task and keras_class in cls.keras.names), None)
         if name is None:
             continue
         args = {arg: getattr(technique, field) for arg, field in cls.keras.args.items()}

@@ -254,7 +254,7 @@ class Technique:
 
     def to_variant(self) -> dict[str, Any]:
         """This technique as a variant's keys (a table technique: ``{name: table}``), lists as lists."""
-        values = {s.key: _listed(getattr(self, s.field)) for s in self.settings()}
+        values = {s.key: listed(getattr(self, s.field)) for s in self.settings()}
         return {self.name: values} if self.table else values
 
     def __post_init__(self) -> None:
@@ -342,5 +342,6 @@ def _tupled(value):
     return tuple(value) if isinstance(value, list) else value
 
 
-def _listed(value):
+def listed(value):
+    """A per-layer tuple as the list an experiment file (or a scikit-learn parameter) holds."""
     return list(value) if isinstance(value, tuple) else value

@@ -163,6 +163,7 @@ class Session:
             old_variants = {v["name"]: v for v in old["variants"]}
             keep = {v["name"]: self.trainers[v["name"]] for v in setup["variants"] if old_variants.get(v["name"]) == v and v["name"] in self.trainers}
         self.setup, self.plan, self._applied_upload = copy.deepcopy(setup), plan, self.upload_version
+        self._extent, self._grid = self._drawing(plan.data)
         restarted = []
         self.trainers, self.populations = {}, {}
         for variant in experiment.spec.variant:
@@ -233,26 +234,24 @@ class Session:
     def points(self) -> dict:
         """The data's rows, and the drawing's extent (with a margin)."""
         data = self.plan.data
+        return {"x": data.X.round(5).tolist(), "y": np.asarray(data.y).round(5).tolist(), "task": self.plan.arch.task, "extent": self._extent}
+
+    @staticmethod
+    def _drawing(data) -> tuple[list[float], np.ndarray]:
+        """The drawing's extent ``[x0, x1, y0, y1]`` (the data and a margin) and the points the
+        maps are evaluated at: G x G over the extent, rows from the top (a 1-D input: G points
+        along x); float32. Once per data: every frame uses them."""
         X = data.X
         lo, hi = X.min(0), X.max(0)
         pad = 0.1 * np.maximum(hi - lo, 1e-9)
         extent = [float(lo[0] - pad[0]), float(hi[0] + pad[0])]
-        if X.shape[1] == 2:
-            extent += [float(lo[1] - pad[1]), float(hi[1] + pad[1])]
-        else:
+        if X.shape[1] == 1:
             y = data.y
             extent += [float(y.min() - 0.2 * np.ptp(y)), float(y.max() + 0.2 * np.ptp(y))]
-        return {"x": X.round(5).tolist(), "y": np.asarray(data.y).round(5).tolist(), "task": self.plan.arch.task, "extent": extent}
-
-    def _grid(self) -> np.ndarray:
-        """Where the maps are evaluated: G x G points over the extent, rows from the top (a 1-D
-        input: G points along x); float32."""
-        e = self.points()["extent"]
-        if self.plan.data.X.shape[1] == 1:
-            return np.linspace(e[0], e[1], GRID, dtype=np.float32)[:, None]
-        xs, ys = np.linspace(e[0], e[1], GRID), np.linspace(e[3], e[2], GRID)
-        gx, gy = np.meshgrid(xs, ys)
-        return np.c_[gx.ravel(), gy.ravel()].astype(np.float32)
+            return extent, np.linspace(extent[0], extent[1], GRID, dtype=np.float32)[:, None]
+        extent += [float(lo[1] - pad[1]), float(hi[1] + pad[1])]
+        gx, gy = np.meshgrid(np.linspace(extent[0], extent[1], GRID), np.linspace(extent[3], extent[2], GRID))
+        return extent, np.c_[gx.ravel(), gy.ravel()].astype(np.float32)
 
     def frame(self) -> tuple[dict, bytes]:
         """Where every variant stands: a JSON-able header and the binary payload it points into
@@ -293,7 +292,7 @@ class Session:
         meta = {"name": name, "epoch": trainer.epoch, "epochs": trainer.epochs, "members": k, "done": trainer.done}
         meta.update(training=int(trainer.training.sum()), median_seed=seeds[median])
         arrays: dict[str, np.ndarray] = {}
-        predictions = trainer.predict(self._grid())[..., 0]  # (K, G): the data as given, not standardized
+        predictions = trainer.predict(self._grid)[..., 0]  # (K, G): the data as given, not standardized
         if self.plan.arch.task == "regression":
             arrays["curve"] = predictions[median].astype(np.float32)
             arrays["band_lo"] = np.percentile(predictions, 10, axis=0).astype(np.float32)
@@ -310,8 +309,9 @@ class Session:
                 arrays[f"curves.{series}.{label}"] = values
         reports = trainer.reports()
         best, restored = reports.get("best_epoch", np.full(k, -1)), reports.get("restored", np.zeros(k, bool))
+        epochs_run = trainer.epochs_run
         meta["stops"] = [
-            {"seed": seeds[i], "epoch": int(trainer.epochs_run[i]) - 1, "reason": reason, "best_epoch": int(best[i]), "restored": bool(restored[i])}
+            {"seed": seeds[i], "epoch": int(epochs_run[i]) - 1, "reason": reason, "best_epoch": int(best[i]), "restored": bool(restored[i])}
             for i, reason in enumerate(trainer.stop_reason)
             if reason is not None
         ]
