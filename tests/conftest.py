@@ -2,6 +2,9 @@ import os
 
 # The reference implementation runs on the torch backend; set before keras is first imported.
 os.environ.setdefault("KERAS_BACKEND", "torch")
+# Ray binds its nodes to the loopback address (not the machine's network address) when told
+# multi-machine clusters are off; set before ray is first imported, and inherited by its processes.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import numpy as np
 import pytest
@@ -32,3 +35,20 @@ def quick_demo(tmp_path_factory):
     messages = []
     report = run_demo(out, seeds=3, quick=True, workers=2, say=messages.append)
     return out, report, messages
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster per session, on 127.0.0.1: a head node that runs no task and one
+    worker node with 2 CPUs, joined by this process. Every chunk runs on a worker node, so a test
+    that removes that node (and adds another) knows which node a running chunk was on."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    store = 100 * 2**20
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": store, "include_dashboard": False})
+    cluster.add_node(num_cpus=2, object_store_memory=store)
+    ray.init(address=cluster.address, logging_level="error", log_to_driver=False)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()

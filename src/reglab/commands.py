@@ -39,10 +39,11 @@ def run(args) -> int:
     budget = args.memory_mb if args.memory_mb is not None else DEFAULT_MEMORY_BUDGET_MB
     if not 0 < budget < float("inf"):
         raise UserError(f"--memory-mb: must be a finite number > 0, got {args.memory_mb}")
+    ray = ray_options(args, args.device)
     start = time.perf_counter()
     bars = None if args.quiet else PopulationBars()
     try:
-        summary = run_experiment(experiment, args.out, resume=args.resume, restart=args.restart, memory_budget_mb=budget, device=args.device, progress=bars)
+        summary = run_experiment(experiment, args.out, resume=args.resume, restart=args.restart, memory_budget_mb=budget, device=args.device, progress=bars, ray=ray)
     finally:
         if bars is not None:
             bars.close()
@@ -59,9 +60,12 @@ def demo(args) -> int:
     seeds = args.seeds if args.seeds is not None else (3 if args.quick else 20)
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers: must be an integer >= 1, got {args.workers}")
+    ray = ray_options(args, "cpu")
+    if ray is not None and args.workers is not None:
+        raise UserError(f"--workers {args.workers} and --ray: give one (worker processes here, or tasks on a Ray cluster)")
     bars = None if args.quiet else JobBars()
     try:
-        path = run_demo(args.out, seeds=seeds, quick=args.quick, workers=args.workers, progress=bars, say=lambda s: err_console().print(s))
+        path = run_demo(args.out, seeds=seeds, quick=args.quick, workers=args.workers, progress=bars, say=lambda s: err_console().print(s), ray=ray)
     finally:
         if bars is not None:
             bars.close()
@@ -82,6 +86,28 @@ def report(args) -> int:
     path = write_report(args.run_folders, out, figures=args.figures)
     print(f"report: {path}")
     return 0
+
+
+def ray_options(args, device: str):
+    """``--ray``, ``--ray-cpus`` and ``--ray-gpus`` checked, as the runner's options (None: no Ray)."""
+    from .distributed import RayOptions, require_ray
+
+    if args.ray is None:
+        for flag, value in (("--ray-cpus", args.ray_cpus), ("--ray-gpus", args.ray_gpus)):
+            if value is not None:
+                raise UserError(f"{flag} {value:g}: only with --ray (it sets what each Ray task reserves)")
+        return None
+    cpus = 1.0 if args.ray_cpus is None else args.ray_cpus
+    if not 0 < cpus < float("inf"):
+        raise UserError(f"--ray-cpus: must be a number > 0, got {args.ray_cpus:g}")
+    cuda = device.startswith("cuda")
+    if args.ray_gpus is not None and not cuda:
+        raise UserError(f"--ray-gpus {args.ray_gpus:g}: only with --device cuda (the chunks train on {device})")
+    gpus = (1.0 if args.ray_gpus is None else args.ray_gpus) if cuda else 0.0
+    if cuda and not 0 < gpus < float("inf"):
+        raise UserError(f"--ray-gpus: must be a number > 0 (a fraction shares a GPU between tasks), got {args.ray_gpus:g}")
+    require_ray()
+    return RayOptions(address=args.ray or None, cpus=cpus, gpus=gpus)
 
 
 def _check_device(device: str) -> None:

@@ -40,9 +40,9 @@ def _check_out(out: Path) -> None:
         raise UserError(f"{out}: folder is not empty and holds no earlier demo; choose another --out")
 
 
-def run_demo(out: str | Path, seeds: int = 20, quick: bool = False, workers: int | None = None, progress=None, say=print) -> Path:
+def run_demo(out: str | Path, seeds: int = 20, quick: bool = False, workers: int | None = None, progress=None, say=print, ray=None) -> Path:
     """Run the demo into ``out`` (replacing an earlier demo there only once the new one is whole);
-    return the report's path."""
+    return the report's path. ``ray`` (RayOptions) trains on a Ray cluster instead of ``workers``."""
     from .pool import run_experiments
     from .report import render_section, write_report
 
@@ -57,7 +57,7 @@ def run_demo(out: str | Path, seeds: int = 20, quick: bool = False, workers: int
     try:
         folders = [staging / e.spec.name for e in exps]
         # Each experiment's report section is drawn on a worker as soon as its training is done.
-        _, sections = run_experiments(list(zip(exps, folders)), workers=workers, progress=progress, then=render_section)
+        _, sections = run_experiments(list(zip(exps, folders)), workers=workers, progress=progress, then=render_section, ray=ray)
         title = "reglab demo: the four origin notebooks, over many seeds"
         write_report(folders, staging / "report.html", title=title, sections=sections)
         total = time.perf_counter() - start

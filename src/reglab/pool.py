@@ -16,12 +16,14 @@ import os
 import queue as queue_module
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .distributed import RayOptions, connected
 from .plan import DEFAULT_MEMORY_BUDGET_MB, Plan, Population, make_plan
 from .spec import Experiment
 from .store import RunFolder
@@ -38,6 +40,7 @@ class Job:
     epochs: int
     cost: float
     label: str
+    population: Population  # the chunk itself (what a Ray task trains)
 
 
 def population_cost(plan: Plan, population: Population) -> float:
@@ -63,7 +66,7 @@ def make_jobs(plans: list[Plan], workers: int) -> list[Job]:
             members = population.members[start : start + size]
             part = Population(members, population.epochs, population.batch_size, population.optimizer)
             label = plans[i].experiment.spec.name + (f" ({start // size + 1}/{chunks})" if chunks > 1 else "")
-            jobs.append(Job(i, [m.key for m in members], population.epochs, population_cost(plans[i], part), label))
+            jobs.append(Job(i, [m.key for m in members], population.epochs, population_cost(plans[i], part), label, part))
     return sorted(jobs, key=lambda j: -j.cost)
 
 
@@ -75,7 +78,7 @@ def _init_worker(threads: int) -> None:
 
 def _run_job(experiment: Experiment, folder: str, keys: list[str], budget: float, device: str, events, job_id: int) -> int:
     """In a worker: train the members ``keys`` of one experiment into its run folder."""
-    from .runner import run_population
+    from .runner import part_name, run_population
 
     plan = make_plan(experiment, budget, only=set(keys))
     out = RunFolder(Path(folder))
@@ -88,7 +91,7 @@ def _run_job(experiment: Experiment, folder: str, keys: list[str], budget: float
 
     for population in plan.populations:
         rows, history, weights = run_population(plan, population, device, on_epoch_end)
-        out.write_part(f"part-{population.members[0].id:06d}", rows, history, weights)
+        out.write_part(part_name(population), rows, history, weights)
     return len(keys)
 
 
@@ -104,60 +107,83 @@ def run_experiments(
     device: str = "cpu",
     progress: Progress | None = None,
     then: Callable[[str], Any] | None = None,
+    ray: RayOptions | None = None,
 ) -> tuple[list[pd.DataFrame], dict[str, Any]]:
     """Train every experiment into its (new, empty) run folder. Returns their summaries in order
     and, when ``then`` is given (a picklable function of a run folder's path, such as drawing its
-    report section), ``{folder: then(folder)}``, computed on the workers as each folder completes."""
+    report section), ``{folder: then(folder)}``, computed on the workers as each folder completes.
+    With ``ray``, the jobs are tasks on a Ray cluster instead (``workers`` unused) and ``then``
+    runs in this process, which holds the run folders."""
     workers = workers or min(os.cpu_count() or 1, 4)
     plans = [make_plan(e, memory_budget_mb) for e, _ in runs]  # every input error before any file
-    folders = []  # opened (and locked) by this process for the workers, which only add parts
-    try:
-        for (experiment, out), plan in zip(runs, plans):
-            folders.append(RunFolder.open(out, experiment, resume=False, plan=plan))
-        return _train_all(runs, plans, folders, workers, memory_budget_mb, device, progress, then)
-    finally:
-        for folder in folders:
-            folder.close()
+    with ExitStack() as stack:
+        cluster = stack.enter_context(connected(ray)) if ray is not None else None
+        # Opened (and locked) by this process; the workers only add parts.
+        folders = [stack.enter_context(RunFolder.open(out, e, resume=False, plan=p)) for (e, out), p in zip(runs, plans)]
+        jobs = make_jobs(plans, cluster.slots if cluster else workers)
+        done = _Assembly(runs, plans, folders, jobs)
+        update = progress(jobs) if progress else None
+        if cluster is None:
+            _train_all(runs, jobs, done, workers, memory_budget_mb, device, update, then)
+        else:
+
+            def part_in(n: int, part: tuple) -> None:
+                folders[jobs[n].run].write_part(*part)
+                folder = done(n)
+                if folder is not None and then is not None:
+                    done.after[folder] = then(folder)
+
+            cluster.run(plans, jobs, device, update, part_in)
+        return done.summaries, done.after  # type: ignore[return-value]
 
 
-def _train_all(runs, plans, folders, workers, memory_budget_mb, device, progress, then):
-    jobs = make_jobs(plans, workers)
-    update = progress(jobs) if progress else None
-    left = {i: sum(j.run == i for j in jobs) for i in range(len(runs))}
-    summaries: list[pd.DataFrame | None] = [None] * len(runs)
-    after: dict[str, Any] = {}
+class _Assembly:
+    """Counts each experiment's jobs in and assembles its run folder once the last one is."""
+
+    def __init__(self, runs, plans: list[Plan], folders: list[RunFolder], jobs: list[Job]) -> None:
+        self.runs, self.plans, self.folders, self.jobs = runs, plans, folders, jobs
+        self.left = {i: sum(j.run == i for j in jobs) for i in range(len(runs))}
+        self.summaries: list[pd.DataFrame | None] = [None] * len(runs)
+        self.after: dict[str, Any] = {}
+
+    def __call__(self, n: int) -> str | None:
+        """Job ``n`` is in; the path of its run folder when that completed it."""
+        run = self.jobs[n].run
+        self.left[run] -= 1
+        if self.left[run]:
+            return None
+        self.summaries[run] = self.folders[run].finalize([m.key for m in self.plans[run].members])
+        return str(self.runs[run][1])
+
+
+def _train_all(runs, jobs, done, workers, memory_budget_mb, device, update, then) -> None:
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, ProcessPoolExecutor(workers, context, _init_worker, (threads,)) as pool:
         events = manager.Queue() if update else None
         pending: dict = {
-            pool.submit(_run_job, runs[j.run][0], str(folders[j.run].path), j.keys, memory_budget_mb, device, events, n): n
+            pool.submit(_run_job, runs[j.run][0], str(done.folders[j.run].path), j.keys, memory_budget_mb, device, events, n): n
             for n, j in enumerate(jobs)
         }
         try:
             while pending:
-                done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                finished, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
                 _drain(events, update)
-                for future in done:
+                for future in finished:
                     n = pending.pop(future)
                     result = future.result()  # a worker's exception surfaces here
                     if isinstance(n, str):  # a `then` job
-                        after[n] = result
+                        done.after[n] = result
                         continue
                     if update:
                         update(n, jobs[n].epochs, 0)
-                    run = jobs[n].run
-                    left[run] -= 1
-                    if left[run] == 0:
-                        summaries[run] = folders[run].finalize([m.key for m in plans[run].members])
-                        if then is not None:
-                            folder = str(runs[run][1])
-                            pending[pool.submit(then, folder)] = folder
+                    folder = done(n)
+                    if folder is not None and then is not None:
+                        pending[pool.submit(then, folder)] = folder
         except BaseException:
             for future in pending:
                 future.cancel()
             raise
-    return summaries, after  # type: ignore[return-value]
 
 
 def _drain(events, update) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .data import standardizer
+from .distributed import Cluster, RayOptions, connected
 from .engine import Trainer
 from .engine.technique import SummaryContext
 from .plan import DEFAULT_MEMORY_BUDGET_MB, Plan, Population, engine_members, make_plan
@@ -72,6 +74,11 @@ def trainer_for(plan: Plan, population: Population, device: str = "cpu") -> tupl
     return trainer, arrays
 
 
+def part_name(population: Population) -> str:
+    """The run folder's name for a chunk's part: its first member's number, unique in the plan."""
+    return f"part-{population.members[0].id:06d}"
+
+
 def run_population(plan: Plan, population: Population, device: str = "cpu", on_epoch_end=None):
     """Train one chunk; return its summary rows, history frame and weights."""
     trainer, arrays = trainer_for(plan, population, device)
@@ -131,15 +138,38 @@ def run_experiment(
     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     device: str = "cpu",
     progress: Progress | None = None,
+    ray: RayOptions | None = None,
 ) -> pd.DataFrame:
-    """Train every member not already in ``out`` and assemble the summary; returns it."""
+    """Train every member not already in ``out`` and assemble the summary; returns it. With
+    ``ray``, the chunks train as tasks on a Ray cluster and this process writes their parts."""
     full = make_plan(experiment, memory_budget_mb)  # before any file is written: bad data fails here
-    with RunFolder.open(out, experiment, resume, full, restart=restart) as folder:  # locked until the summary is written
+    with ExitStack() as stack:
+        cluster = stack.enter_context(connected(ray)) if ray is not None else None  # refusals before any file too
+        folder = stack.enter_context(RunFolder.open(out, experiment, resume, full, restart=restart))  # locked until the summary is written
         finished = folder.finished_keys()
         todo = {m.key for m in full.members} - finished
         plan = make_plan(experiment, memory_budget_mb, only=todo) if finished else full
-        for number, population in enumerate(plan.populations, start=1):
-            callback = progress(number, len(plan.populations), len(population.members), population.epochs) if progress else None
-            rows, history, weights = run_population(plan, population, device, callback)
-            folder.write_part(f"part-{population.members[0].id:06d}", rows, history, weights)
+        if cluster is not None:
+            _train_on_ray(plan, folder, cluster, device, progress)
+        else:
+            for number, population in enumerate(plan.populations, start=1):
+                callback = progress(number, len(plan.populations), len(population.members), population.epochs) if progress else None
+                rows, history, weights = run_population(plan, population, device, callback)
+                folder.write_part(part_name(population), rows, history, weights)
         return folder.finalize([m.key for m in full.members])
+
+
+def _train_on_ray(plan: Plan, folder: RunFolder, cluster: Cluster, device: str, progress: Progress | None) -> None:
+    """The plan's populations, cut into chunks that fill the cluster, as Ray tasks; each chunk's
+    bar appears when its first epochs come in."""
+    from .pool import make_jobs
+
+    jobs = make_jobs([plan], cluster.slots)
+    bars: dict[int, Callable[[int, int], None]] = {}
+
+    def update(n: int, epochs_done: int, n_training: int) -> None:
+        if n not in bars:
+            bars[n] = progress(n + 1, len(jobs), len(jobs[n].keys), jobs[n].epochs)  # type: ignore[misc]
+        bars[n](epochs_done - 1, n_training)
+
+    cluster.run([plan], jobs, device, update if progress else None, lambda n, part: folder.write_part(*part))

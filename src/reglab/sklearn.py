@@ -262,14 +262,19 @@ class PopulationSearchCV(BaseEstimator):
     result is what its own ``fit`` on that fold would give. Gives ``cv_results_`` (the keys
     ``GridSearchCV`` gives, times included), ``best_params_``, ``best_score_``, ``best_index_``
     and, with ``refit``, ``best_estimator_`` fitted on all the data.
+
+    ``backend="ray"`` trains the populations as tasks on the Ray cluster this process joined
+    (``ray.init(address=...)``; a local Ray instance if none), with the same ``cv_results_``
+    (times aside); the refit runs here.
     """
 
-    def __init__(self, estimator, param_grid, *, scoring=None, cv=5, refit=True):
+    def __init__(self, estimator, param_grid, *, scoring=None, cv=5, refit=True, backend="local"):
         self.estimator = estimator
         self.param_grid = param_grid
         self.scoring = scoring
         self.cv = cv
         self.refit = refit
+        self.backend = backend
 
     def _candidates(self) -> list[dict]:
         grids = self.param_grid if isinstance(self.param_grid, list) else [self.param_grid]
@@ -283,6 +288,8 @@ class PopulationSearchCV(BaseEstimator):
         est = self.estimator
         if not isinstance(est, _MLP):
             raise TypeError(f"PopulationSearchCV searches reglab's MLPClassifier or MLPRegressor, got {type(est).__name__}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend: must be one of {', '.join(map(repr, BACKENDS))}, got {self.backend!r}")
         classifier = isinstance(est, ClassifierMixin)
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=not classifier)
         if classifier:
@@ -311,23 +318,17 @@ class PopulationSearchCV(BaseEstimator):
         scores = {name: np.full((len(candidates), len(folds)), np.nan) for name in scorers}
         fit_time = np.zeros((len(candidates), len(folds)))
         score_time = np.zeros_like(fit_time)
+        calls = []  # one engine call per group
         for (_, _, validation), members in groups.items():
             first = estimators[members[0][0]]
             arch = first._arch(X.shape[1], 0 if classes is None else len(classes))
             xs = np.stack([X[folds[f][0]] for _, f in members]).astype(np.float32)
             ys = np.stack([encoded[folds[f][0]] for _, f in members]).astype(np.float32)
-            start = time.perf_counter()
-            result = train(
-                arch,
-                [estimators[i]._member(estimators[i]._seed()) for i, _ in members],
-                xs,
-                ys,
-                epochs=first.epochs,
-                batch_size=first.batch_size,
-                optimizer=first.optimizer,
-                validation_split=validation,
-            )
-            per_member = (time.perf_counter() - start) / len(members)
+            population = [estimators[i]._member(estimators[i]._seed()) for i, _ in members]
+            settings = dict(epochs=first.epochs, batch_size=first.batch_size, optimizer=first.optimizer, validation_split=validation)
+            calls.append((arch, population, xs, ys, settings))
+        for members, (arch, *_), (result, seconds) in zip(groups.values(), calls, _train_all(calls, self.backend)):
+            per_member = seconds / len(members)
             for k, (i, f) in enumerate(members):
                 fitted = clone(estimators[i])
                 fitted._store(arch, result, k)
@@ -384,6 +385,32 @@ class PopulationSearchCV(BaseEstimator):
         check_is_fitted(self, "best_estimator_")
         scorer = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
         return scorer(self.best_estimator_, X, y)
+
+
+BACKENDS = ("local", "ray")
+
+
+def _timed_train(arch, members, xs, ys, settings) -> tuple:
+    start = time.perf_counter()
+    result = train(arch, members, xs, ys, **settings)
+    return result, time.perf_counter() - start
+
+
+def _train_all(calls: list[tuple], backend: str) -> list[tuple]:
+    """``(result, seconds)`` of each engine call: here, one after the other, or as Ray tasks on
+    the cluster this process joined (a local Ray instance if it joined none)."""
+    if backend == "local":
+        return [_timed_train(*call) for call in calls]
+    from .distributed import INSTALL, RETRIES
+
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(f'PopulationSearchCV(backend="ray") needs the ray extra, which is not installed: {INSTALL}') from None
+    if not ray.is_initialized():
+        ray.init(logging_level="warning", log_to_driver=False, include_dashboard=False)
+    task = ray.remote(_timed_train).options(max_retries=RETRIES)
+    return ray.get([task.remote(*call) for call in calls])
 
 
 def _cv_results(candidates, scores, fit_time, score_time) -> dict:

@@ -1,0 +1,154 @@
+"""Population chunks as Ray tasks, for experiments that outgrow one machine.
+
+Members are pure, so a chunk of a population gives the same bits on any node. The driver keeps
+the run folder: it puts each plan (the data included) into Ray's object store once, submits one
+task per chunk, and writes each part atomically as its result comes back, exactly as a local run
+does, so ``--resume`` and the report do not know Ray was there. A task whose worker process or
+node dies is run again from its start (Ray's ``max_retries``); a retried chunk gives the same
+result as the first try would have. Progress comes back through a Ray queue.
+
+Ray is the optional extra ``reglab[ray]``; this module imports it only when used.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UserError
+
+INSTALL = 'pip install "reglab[ray]"'
+# How often a chunk is run again after its worker process or node died.
+RETRIES = 3
+# A chunk reports its progress every this many epochs (and when it ends).
+REPORT_EVERY = 10
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how chunks run: ``address`` of a running cluster (None: start a local Ray
+    instance with this machine's cores), and the CPUs and GPUs each chunk's task reserves."""
+
+    address: str | None = None
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+
+def require_ray(what: str = "--ray"):
+    try:
+        import ray
+    except ImportError:
+        raise UserError(f"{what} needs the ray extra, which is not installed: {INSTALL}") from None
+    return ray
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Refuse, in one line, an address nothing answers at (``ray.init`` would retry for minutes)."""
+    target = address.removeprefix("ray://")
+    host, colon, port = target.rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--ray: {address!r} is not an address; give HOST:PORT of a Ray cluster's head (e.g. 127.0.0.1:6379), or no address to start a local one")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise UserError(f"--ray: no Ray cluster answers at {address} ({reason}); start one with `ray start --head`, or give no address to start a local one") from None
+
+
+@contextmanager
+def connected(options: RayOptions) -> Iterator[Cluster]:
+    """The cluster, joined: the one this process already joined (a notebook's or a test's
+    ``ray.init``), else the one at ``options.address``, else a new local instance with this
+    machine's cores, shut down after. Every refusal comes before the caller writes anything."""
+    ray = require_ray()
+    if options.address:
+        check_address(options.address)
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=options.address or None, logging_level="warning", log_to_driver=False, include_dashboard=False)
+        except ConnectionError as err:
+            raise UserError(f"--ray: cannot join the Ray cluster at {options.address}: {str(err).splitlines()[0]}") from None
+    try:
+        yield Cluster(ray, options)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class Cluster:
+    """A joined Ray cluster and the resources each chunk's task asks of it."""
+
+    def __init__(self, ray, options: RayOptions) -> None:
+        self.ray = ray
+        self.options = options
+        nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+        where = f"the Ray cluster at {options.address}" if options.address else "the Ray cluster"
+        for flag, resource, wanted in (("--ray-cpus", "CPU", options.cpus), ("--ray-gpus", "GPU", options.gpus)):
+            largest = max((n.get(resource, 0.0) for n in nodes), default=0.0)
+            if wanted > largest:
+                raise UserError(f"{flag}: each chunk asks for {wanted:g} {resource}, but the largest node of {where} has {largest:g}; ask for at most that")
+        # How many chunks run at once: what planners cut populations into.
+        self.slots = max(1, int(ray.cluster_resources().get("CPU", 0) // options.cpus))
+
+    def run(self, plans: list, jobs: list, device: str, update: Callable | None, done: Callable[[int, tuple], None]) -> None:
+        """Train every job (a chunk of ``plans[job.run]``) as a Ray task; on the driver, call
+        ``done(n, part)`` as job n's part arrives and ``update(n, epochs_done, n_training)`` as
+        the chunks report their epochs."""
+        from ray.util.queue import Queue
+
+        ray, options = self.ray, self.options
+        refs = [ray.put(plan) for plan in plans]  # each plan's data crosses to the cluster once
+        events = Queue() if update else None
+        task = _remote(ray).options(num_cpus=options.cpus, num_gpus=options.gpus, max_retries=RETRIES)
+        threads = max(1, int(options.cpus))
+        pending = {task.remote(refs[j.run], j.population, device, threads, events, n): n for n, j in enumerate(jobs)}
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.25)
+                _drain(events, update)
+                for ref in ready:
+                    done(pending.pop(ref), ray.get(ref))
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+        finally:
+            if events is not None:
+                events.shutdown()
+
+
+def _train_chunk(plan, population, device: str, threads: int, events, job: int):
+    """On a Ray worker: train one chunk and return its part (name, rows, history, weights)."""
+    import torch
+
+    from .runner import part_name, run_population
+
+    torch.set_num_threads(threads)
+    last = [-1]
+
+    def on_epoch_end(epoch: int, n_training: int) -> None:
+        if events is not None and (n_training == 0 or epoch - last[0] >= REPORT_EVERY):
+            last[0] = epoch
+            events.put((job, epoch + 1, n_training))
+
+    return (part_name(population), *run_population(plan, population, device, on_epoch_end))
+
+
+@functools.cache
+def _remote(ray):
+    return ray.remote(_train_chunk)
+
+
+def _drain(events, update) -> None:
+    if events is None:
+        return
+    waiting = events.qsize()
+    if waiting:
+        for job, epoch, training in events.get_nowait_batch(waiting):
+            update(job, epoch, training)

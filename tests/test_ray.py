@@ -1,0 +1,259 @@
+"""Runs and searches on Ray: the same bits as a local run, through a killed worker, a removed
+node and a killed driver. One local cluster serves the session (the ``ray_cluster`` fixture: a head
+that runs no task and one 2-CPU worker node, all on 127.0.0.1)."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from safetensors.numpy import load_file
+
+from reglab.cli import main
+from reglab.distributed import RayOptions
+from reglab.pool import run_experiments
+from reglab.runner import run_experiment
+from reglab.spec import Experiment
+
+EXPERIMENT = """
+name = "on-ray"
+seeds = [0, 1, 2]
+[data]
+dataset = "moons"
+params = {n_samples = 120, noise = 0.3}
+split = "random"
+validation = 0.25
+test = 0.2
+standardize = true
+[model]
+hidden = [16, 16]
+[train]
+learning_rate = 0.01
+epochs = 120
+batch_size = 16
+[[variant]]
+name = "baseline"
+[[variant]]
+name = "dropout"
+dropout = 0.3
+[[variant]]
+name = "es"
+l2 = 0.001
+[variant.early_stopping]
+patience = 3
+restore_best_weights = true
+[[variant]]
+name = "short"
+epochs = 30
+"""
+
+
+def experiment_file(tmp_path: Path, name: str = "e.toml", text: str = EXPERIMENT) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """EXPERIMENT's file and its run folder, trained here without Ray: what every Ray run must equal."""
+    folder = tmp_path_factory.mktemp("local")
+    path = experiment_file(folder)
+    run_experiment(Experiment.from_file(path), folder / "run")
+    return path, folder / "run"
+
+
+def weights(folder: Path) -> dict:
+    out = {}
+    for f in (folder / "weights").glob("*.safetensors"):
+        out.update(load_file(str(f)))
+    return out
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    assert (a / "summary.csv").read_bytes() == (b / "summary.csv").read_bytes()
+    pd.testing.assert_frame_equal(pd.read_parquet(a / "history.parquet"), pd.read_parquet(b / "history.parquet"))
+    wa, wb = weights(a), weights(b)
+    assert sorted(wa) == sorted(wb) and len(wa) == 12 * 6
+    for name in wa:
+        np.testing.assert_array_equal(wa[name], wb[name], err_msg=name)
+
+
+def training_chunks() -> list[int]:
+    """Ray worker processes training a chunk now (Ray titles a busy worker ``ray::<function>``)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes().startswith(b"ray::_train_chunk"):
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def during_a_chunk(run, action, timeout: float = 120) -> int:
+    """``run()`` in a thread; once a chunk is training, ``action(pid)`` here; then wait for the
+    run. Returns the pid the action saw."""
+    failure = []
+
+    def target():
+        try:
+            run()
+        except BaseException as err:  # re-raised below
+            failure.append(err)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not (pids := training_chunks()):
+        assert thread.is_alive() and time.monotonic() < deadline, "no chunk was seen training"
+        time.sleep(0.005)
+    action(pids[0])
+    thread.join(timeout)
+    assert not thread.is_alive(), "the run did not finish"
+    if failure:
+        raise failure[0]
+    return pids[0]
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_worker_killed_mid_chunk_is_retried_with_identical_results(ray_cluster, local_run, tmp_path):
+    path, local = local_run
+    e = Experiment.from_file(path)
+    reported: dict[int, list] = {}
+
+    def progress(number, total, n_members, epochs):
+        return lambda epoch, n_training: reported.setdefault(number, []).append((epoch + 1, n_training, total))
+
+    options = RayOptions(address=ray_cluster.address)
+    pid = during_a_chunk(
+        lambda: run_experiment(e, tmp_path / "ray", ray=options, progress=progress),
+        lambda pid: os.kill(pid, signal.SIGKILL),
+    )
+    assert not alive(pid)
+    assert_same_run(local, tmp_path / "ray")
+    # Progress: every chunk (more than one: the cluster has two CPUs) reported its epochs to the
+    # end, its last report saying none of its networks is still training.
+    parts = len(list((tmp_path / "ray" / "parts").glob("*.json")))
+    assert parts > 2 and sorted(reported) == list(range(1, parts + 1))
+    assert all(r[-1][1] == 0 and r[-1][2] == parts and len(r) > 1 for r in reported.values())
+
+
+def test_a_removed_node_s_chunks_run_again_on_another_node(ray_cluster, local_run, tmp_path):
+    path, local = local_run
+    e = Experiment.from_file(path)
+    old = list(ray_cluster.worker_nodes)
+
+    def swap_nodes(pid):
+        # The head runs no task, so the chunk seen training is on the worker node removed here.
+        for node in old:
+            ray_cluster.remove_node(node)
+        ray_cluster.add_node(num_cpus=2, object_store_memory=100 * 2**20)
+
+    pid = during_a_chunk(lambda: run_experiment(e, tmp_path / "ray", ray=RayOptions(address=ray_cluster.address)), swap_nodes)
+    assert not alive(pid) and not set(old) & set(ray_cluster.worker_nodes)
+    assert_same_run(local, tmp_path / "ray")
+
+
+def test_driver_killed_then_resume_on_ray_finishes_identically(ray_cluster, local_run, tmp_path):
+    path, local = local_run
+    out = tmp_path / "killed"
+    flags = ["--ray", ray_cluster.address, "--quiet", "--memory-mb", "0.05"]  # twelve one-network chunks
+    driver = subprocess.Popen([sys.executable, "-m", "reglab.cli", "run", str(path), "--out", str(out), *flags], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while not list((out / "parts").glob("*.json")):
+        assert driver.poll() is None and time.monotonic() < deadline, driver.stderr.read().decode() if driver.poll() else "no part in time"
+        time.sleep(0.02)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    parts = list((out / "parts").glob("*.json"))
+    assert parts and not (out / "summary.csv").exists()
+    assert main(["run", str(path), "--out", str(out), "--resume", *flags]) == 0
+    assert_same_run(local, out)
+
+
+def test_the_cli_refuses_a_task_bigger_than_any_node_before_writing(ray_cluster, tmp_path, capsys):
+    path = experiment_file(tmp_path)
+    code = main(["run", str(path), "--out", str(tmp_path / "out"), "--ray", ray_cluster.address, "--ray-cpus", "3"])
+    largest = "each chunk asks for 3 CPU, but the largest node of the Ray cluster at"
+    assert code == 2 and capsys.readouterr().err == f"reglab: --ray-cpus: {largest} {ray_cluster.address} has 2; ask for at most that\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_the_extra_ray_is_one_line_on_how_to_install_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
+    path = experiment_file(tmp_path)
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--ray"]) == 2
+    assert capsys.readouterr().err == 'reglab: --ray needs the ray extra, which is not installed: pip install "reglab[ray]"\n'
+    assert not (tmp_path / "out").exists()
+    from sklearn.datasets import make_moons
+
+    from reglab.sklearn import MLPClassifier, PopulationSearchCV
+
+    X, y = make_moons(40, random_state=0)
+    with pytest.raises(ImportError, match=r'^PopulationSearchCV\(backend="ray"\) needs the ray extra, which is not installed: pip install "reglab\[ray\]"$'):
+        PopulationSearchCV(MLPClassifier(epochs=2), {"dropout": [0.0]}, cv=2, backend="ray").fit(X, y)
+
+
+def test_several_experiments_on_ray_match_the_worker_pool(ray_cluster, tmp_path):
+    """What ``reglab demo --ray`` runs: several run folders, each finished (and ``then`` called on
+    it, in the driver) as its last chunk comes in."""
+    short = EXPERIMENT.replace("epochs = 120", "epochs = 20")
+    texts = [short, short.replace("moons", "circles").replace('name = "on-ray"', 'name = "other"')]
+    exps = [Experiment.from_file(experiment_file(tmp_path, f"{i}.toml", t)) for i, t in enumerate(texts)]
+    local = [tmp_path / "local" / e.spec.name for e in exps]
+    remote = [tmp_path / "ray" / e.spec.name for e in exps]
+    run_experiments(list(zip(exps, local)), workers=2)
+    _, after = run_experiments(list(zip(exps, remote)), ray=RayOptions(address=ray_cluster.address), then=os.path.basename)
+    assert after == {str(f): f.name for f in remote}
+    for a, b in zip(local, remote):
+        assert_same_run(a, b)
+
+
+def test_population_search_on_ray_gives_the_same_cv_results(ray_cluster):
+    from sklearn.datasets import make_moons
+
+    from reglab.sklearn import MLPClassifier, PopulationSearchCV
+
+    X, y = make_moons(80, noise=0.3, random_state=1)
+    grid = {"dropout": [0.0, 0.2], "hidden": [(8,), (8, 8)]}
+    estimator = MLPClassifier(epochs=15, batch_size=16, random_state=0)
+    here = PopulationSearchCV(estimator, grid, cv=3).fit(X, y)
+    there = PopulationSearchCV(estimator, grid, cv=3, backend="ray").fit(X, y)
+    timed = {k for k in here.cv_results_ if k.endswith("_time")}
+    assert set(here.cv_results_) == set(there.cv_results_) and len(timed) == 4
+    for key in set(here.cv_results_) - timed:
+        np.testing.assert_array_equal(np.asarray(here.cv_results_[key], dtype=object), np.asarray(there.cv_results_[key], dtype=object), err_msg=key)
+    assert here.best_params_ == there.best_params_ and here.best_score_ == there.best_score_
+    with pytest.raises(ValueError, match=r"^backend: must be one of 'local', 'ray', got 'dask'$"):
+        PopulationSearchCV(estimator, grid, backend="dask").fit(X, y)
+
+
+def test_demo_takes_ray_or_workers(monkeypatch, tmp_path, capsys):
+    import reglab.demo
+
+    seen = {}
+
+    def fake(out, seeds, quick, **kwargs):
+        seen.update(kwargs)
+        return tmp_path / "report.html"
+
+    monkeypatch.setattr(reglab.demo, "run_demo", fake)
+    assert main(["demo", "--quiet", "--out", str(tmp_path / "d"), "--ray"]) == 0
+    assert seen["ray"] == RayOptions(address=None, cpus=1.0, gpus=0.0) and seen["workers"] is None
+    assert main(["demo", "--quiet", "--out", str(tmp_path / "d"), "--ray", "127.0.0.1:6379", "--ray-cpus", "2"]) == 0
+    assert seen["ray"] == RayOptions(address="127.0.0.1:6379", cpus=2.0, gpus=0.0)
+    assert main(["demo", "--quiet", "--workers", "2", "--ray"]) == 2
+    assert capsys.readouterr().err == "reglab: --workers 2 and --ray: give one (worker processes here, or tasks on a Ray cluster)\n"
