@@ -167,7 +167,7 @@ def test_a_removed_node_s_chunks_run_again_on_another_node(ray_cluster, local_ru
     assert_same_run(local, tmp_path / "ray")
 
 
-def test_driver_killed_then_resume_on_ray_finishes_identically(ray_cluster, local_run, tmp_path):
+def test_driver_killed_then_resumed_on_another_ray_instance_finishes_identically(ray_cluster, local_run, tmp_path):
     path, local = local_run
     out = tmp_path / "killed"
     flags = ["--ray", ray_cluster.address, "--quiet", "--memory-mb", "0.05"]  # twelve one-network chunks
@@ -180,7 +180,9 @@ def test_driver_killed_then_resume_on_ray_finishes_identically(ray_cluster, loca
     driver.wait()
     parts = list((out / "parts").glob("*.json"))
     assert parts and not (out / "summary.csv").exists()
-    assert main(["run", str(path), "--out", str(out), "--resume", *flags]) == 0
+    # Resumed on a Ray instance of its own (no address: `reglab run --ray` starts one locally).
+    resume = subprocess.run([sys.executable, "-m", "reglab.cli", "run", str(path), "--out", str(out), "--resume", *flags[2:], "--ray"], capture_output=True, text=True, timeout=300)
+    assert resume.returncode == 0, resume.stderr
     assert_same_run(local, out)
 
 
@@ -190,6 +192,20 @@ def test_the_cli_refuses_a_task_bigger_than_any_node_before_writing(ray_cluster,
     largest = "each chunk asks for 3 CPU, but the largest node of the Ray cluster at"
     assert code == 2 and capsys.readouterr().err == f"reglab: --ray-cpus: {largest} {ray_cluster.address} has 2; ask for at most that\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_gpu_chunks_need_a_node_with_a_gpu(ray_cluster, tmp_path, capsys, monkeypatch):
+    path = experiment_file(tmp_path)
+    args = ["run", str(path), "--out", str(tmp_path / "out"), "--device", "cuda", "--ray", ray_cluster.address]
+    assert main(args) == 2  # the driver needs no GPU, but some node must have one
+    no_gpu = f"reglab: --ray-gpus: each chunk asks for 1 GPU, but no node of the Ray cluster at {ray_cluster.address} has one; train on --device cpu\n"
+    assert capsys.readouterr().err == no_gpu and not (tmp_path / "out").exists()
+    import reglab.runner
+
+    seen = []
+    monkeypatch.setattr(reglab.runner, "run_experiment", lambda *a, **kw: seen.append(kw["ray"]) or pd.DataFrame())
+    assert main(args[:-2] + ["--quiet", "--ray", "--ray-gpus", "0.25", "--ray-cpus", "2"]) == 0
+    assert seen == [RayOptions(address=None, cpus=2.0, gpus=0.25)]
 
 
 def test_without_the_extra_ray_is_one_line_on_how_to_install_it(tmp_path, monkeypatch, capsys):

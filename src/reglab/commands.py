@@ -35,7 +35,7 @@ def run(args) -> int:
     if args.resume and args.restart:
         raise UserError("--resume and --restart: give one (finish the run in --out, or discard it and start over)")
     experiment = Experiment.from_file(args.experiment)
-    _check_device(args.device)
+    _check_device(args.device, here=args.ray is None)  # with --ray, the cluster's nodes hold the GPUs
     budget = args.memory_mb if args.memory_mb is not None else DEFAULT_MEMORY_BUDGET_MB
     if not 0 < budget < float("inf"):
         raise UserError(f"--memory-mb: must be a finite number > 0, got {args.memory_mb}")
@@ -110,7 +110,8 @@ def ray_options(args, device: str):
     return RayOptions(address=args.ray or None, cpus=cpus, gpus=gpus)
 
 
-def _check_device(device: str) -> None:
+def _check_device(device: str, here: bool = True) -> None:
+    """A device torch names; with ``here``, one this machine has."""
     import torch
 
     try:
@@ -119,7 +120,7 @@ def _check_device(device: str) -> None:
         raise UserError(f"--device: must be cpu, cuda or cuda:<index>, got {device!r}") from None
     if kind not in ("cpu", "cuda"):
         raise UserError(f"--device: must be cpu, cuda or cuda:<index>, got {device!r}")
-    if kind == "cuda" and not torch.cuda.is_available():
+    if here and kind == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device: {device!r} is not available on this machine (torch {torch.__version__} sees no GPU); use cpu")
 
 

@@ -71,7 +71,7 @@ def connected(options: RayOptions) -> Iterator[Cluster]:
     started = not ray.is_initialized()
     if started:
         try:
-            ray.init(address=options.address or None, logging_level="warning", log_to_driver=False, include_dashboard=False)
+            ray.init(address=options.address or "local", logging_level="error", log_to_driver=False, include_dashboard=False)
         except ConnectionError as err:
             raise UserError(f"--ray: cannot join the Ray cluster at {options.address}: {str(err).splitlines()[0]}") from None
     try:
@@ -91,6 +91,9 @@ class Cluster:
         where = f"the Ray cluster at {options.address}" if options.address else "the Ray cluster"
         for flag, resource, wanted in (("--ray-cpus", "CPU", options.cpus), ("--ray-gpus", "GPU", options.gpus)):
             largest = max((n.get(resource, 0.0) for n in nodes), default=0.0)
+            if wanted > largest and largest == 0:
+                instead = "train on --device cpu" if resource == "GPU" else "add nodes with CPUs"
+                raise UserError(f"{flag}: each chunk asks for {wanted:g} {resource}, but no node of {where} has one; {instead}")
             if wanted > largest:
                 raise UserError(f"{flag}: each chunk asks for {wanted:g} {resource}, but the largest node of {where} has {largest:g}; ask for at most that")
         # How many chunks run at once: what planners cut populations into.
