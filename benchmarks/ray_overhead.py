@@ -80,7 +80,7 @@ def main() -> None:
     import ray
 
     start = time.perf_counter()
-    ray.init(num_cpus=args.cpus, logging_level="error", log_to_driver=False, include_dashboard=False)
+    ray.init(address="local", num_cpus=args.cpus, logging_level="error", log_to_driver=False, include_dashboard=False)
 
     @ray.remote
     def ready():

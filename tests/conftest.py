@@ -46,8 +46,8 @@ def ray_cluster():
     from ray.cluster_utils import Cluster
 
     store = 100 * 2**20
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": store, "include_dashboard": False})
-    cluster.add_node(num_cpus=2, object_store_memory=store)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0, "object_store_memory": store, "include_dashboard": False})
+    cluster.add_node(num_cpus=2, num_gpus=0, object_store_memory=store)
     ray.init(address=cluster.address, logging_level="error", log_to_driver=False)
     yield cluster
     ray.shutdown()

@@ -85,16 +85,17 @@ def assert_same_run(a: Path, b: Path) -> None:
         np.testing.assert_array_equal(wa[name], wb[name], err_msg=name)
 
 
+def training(pid: int) -> bool:
+    """Whether process ``pid`` is a Ray worker training a chunk now (Ray titles a busy worker
+    ``ray::<function>``, an idle one ``ray::IDLE``)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::_train_chunk")
+    except OSError:
+        return False
+
+
 def training_chunks() -> list[int]:
-    """Ray worker processes training a chunk now (Ray titles a busy worker ``ray::<function>``)."""
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if cmdline.read_bytes().startswith(b"ray::_train_chunk"):
-                pids.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return pids
+    return [int(p.name) for p in Path("/proc").glob("[0-9]*") if p.name.isdigit() and training(int(p.name))]
 
 
 def during_a_chunk(run, action, timeout: float = 120) -> int:
@@ -122,6 +123,17 @@ def during_a_chunk(run, action, timeout: float = 120) -> int:
     return pids[0]
 
 
+def ray_instances() -> int:
+    """How many Ray instances (GCS servers) run on this machine."""
+    count = 0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            count += comm.read_text().strip() == "gcs_server"
+        except OSError:
+            continue
+    return count
+
+
 def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
@@ -137,11 +149,12 @@ def test_a_worker_killed_mid_chunk_is_retried_with_identical_results(ray_cluster
     def progress(number, total, n_members, epochs):
         return lambda epoch, n_training: reported.setdefault(number, []).append((epoch + 1, n_training, total))
 
+    def kill(pid):
+        assert training(pid)  # still in its chunk: the chunk must be run again for the run to finish
+        os.kill(pid, signal.SIGKILL)
+
     options = RayOptions(address=ray_cluster.address)
-    pid = during_a_chunk(
-        lambda: run_experiment(e, tmp_path / "ray", ray=options, progress=progress),
-        lambda pid: os.kill(pid, signal.SIGKILL),
-    )
+    pid = during_a_chunk(lambda: run_experiment(e, tmp_path / "ray", ray=options, progress=progress), kill)
     assert not alive(pid)
     assert_same_run(local, tmp_path / "ray")
     # Progress: every chunk (more than one: the cluster has two CPUs) reported its epochs to the
@@ -157,32 +170,43 @@ def test_a_removed_node_s_chunks_run_again_on_another_node(ray_cluster, local_ru
     old = list(ray_cluster.worker_nodes)
 
     def swap_nodes(pid):
-        # The head runs no task, so the chunk seen training is on the worker node removed here.
+        # The head runs no task, so the chunk training now is on the worker node removed here.
+        assert training(pid)
         for node in old:
             ray_cluster.remove_node(node)
-        ray_cluster.add_node(num_cpus=2, object_store_memory=100 * 2**20)
+        ray_cluster.add_node(num_cpus=2, num_gpus=0, object_store_memory=100 * 2**20)
 
-    pid = during_a_chunk(lambda: run_experiment(e, tmp_path / "ray", ray=RayOptions(address=ray_cluster.address)), swap_nodes)
+    ended = []  # with progress bars: their queue must outlive the node
+
+    def progress(number, total, n_members, epochs):
+        return lambda epoch, n_training: n_training or ended.append(number)
+
+    pid = during_a_chunk(lambda: run_experiment(e, tmp_path / "ray", ray=RayOptions(address=ray_cluster.address), progress=progress), swap_nodes)
     assert not alive(pid) and not set(old) & set(ray_cluster.worker_nodes)
     assert_same_run(local, tmp_path / "ray")
+    assert sorted(set(ended)) == list(range(1, len(list((tmp_path / "ray" / "parts").glob("*.json"))) + 1))
 
 
-def test_driver_killed_then_resumed_on_another_ray_instance_finishes_identically(ray_cluster, local_run, tmp_path):
+def test_driver_killed_then_resumed_on_another_cluster_finishes_identically(ray_cluster, local_run, tmp_path):
     path, local = local_run
     out = tmp_path / "killed"
-    flags = ["--ray", ray_cluster.address, "--quiet", "--memory-mb", "0.05"]  # twelve one-network chunks
-    driver = subprocess.Popen([sys.executable, "-m", "reglab.cli", "run", str(path), "--out", str(out), *flags], stderr=subprocess.PIPE)
+    flags = ["--quiet", "--memory-mb", "0.05"]  # twelve one-network chunks
+    # The driver starts a Ray instance of its own (no address), which goes down with it.
+    driver = subprocess.Popen([sys.executable, "-m", "reglab.cli", "run", str(path), "--out", str(out), *flags, "--ray"], stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180
     while not list((out / "parts").glob("*.json")):
         assert driver.poll() is None and time.monotonic() < deadline, driver.stderr.read().decode() if driver.poll() else "no part in time"
         time.sleep(0.02)
+    instances = ray_instances()
     driver.send_signal(signal.SIGKILL)
     driver.wait()
+    deadline = time.monotonic() + 30
+    while ray_instances() >= instances:  # the driver's own instance goes down with it
+        assert time.monotonic() < deadline, "the killed driver's Ray instance is still running"
+        time.sleep(0.1)
     parts = list((out / "parts").glob("*.json"))
     assert parts and not (out / "summary.csv").exists()
-    # Resumed on a Ray instance of its own (no address: `reglab run --ray` starts one locally).
-    resume = subprocess.run([sys.executable, "-m", "reglab.cli", "run", str(path), "--out", str(out), "--resume", *flags[2:], "--ray"], capture_output=True, text=True, timeout=300)
-    assert resume.returncode == 0, resume.stderr
+    assert main(["run", str(path), "--out", str(out), "--resume", *flags, "--ray", ray_cluster.address]) == 0
     assert_same_run(local, out)
 
 
@@ -206,6 +230,8 @@ def test_gpu_chunks_need_a_node_with_a_gpu(ray_cluster, tmp_path, capsys, monkey
     monkeypatch.setattr(reglab.runner, "run_experiment", lambda *a, **kw: seen.append(kw["ray"]) or pd.DataFrame())
     assert main(args[:-2] + ["--quiet", "--ray", "--ray-gpus", "0.25", "--ray-cpus", "2"]) == 0
     assert seen == [RayOptions(address=None, cpus=2.0, gpus=0.25)]
+    assert main([*args[:-2], "--ray", "--device", "cuda:1"]) == 2
+    assert capsys.readouterr().err == "reglab: --device cuda:1: with --ray give cuda (each task trains on the GPU Ray gives it)\n"
 
 
 def test_without_the_extra_ray_is_one_line_on_how_to_install_it(tmp_path, monkeypatch, capsys):
@@ -223,7 +249,7 @@ def test_without_the_extra_ray_is_one_line_on_how_to_install_it(tmp_path, monkey
         PopulationSearchCV(MLPClassifier(epochs=2), {"dropout": [0.0]}, cv=2, backend="ray").fit(X, y)
 
 
-def test_several_experiments_on_ray_match_the_worker_pool(ray_cluster, tmp_path):
+def test_several_experiments_on_ray_match_local_runs(ray_cluster, tmp_path):
     """What ``reglab demo --ray`` runs: several run folders, each finished (and ``then`` called on
     it, in the driver) as its last chunk comes in."""
     short = EXPERIMENT.replace("epochs = 120", "epochs = 20")
@@ -231,7 +257,8 @@ def test_several_experiments_on_ray_match_the_worker_pool(ray_cluster, tmp_path)
     exps = [Experiment.from_file(experiment_file(tmp_path, f"{i}.toml", t)) for i, t in enumerate(texts)]
     local = [tmp_path / "local" / e.spec.name for e in exps]
     remote = [tmp_path / "ray" / e.spec.name for e in exps]
-    run_experiments(list(zip(exps, local)), workers=2)
+    for e, folder in zip(exps, local):
+        run_experiment(e, folder)
     _, after = run_experiments(list(zip(exps, remote)), ray=RayOptions(address=ray_cluster.address), then=os.path.basename)
     assert after == {str(f): f.name for f in remote}
     for a, b in zip(local, remote):

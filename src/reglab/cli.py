@@ -1,6 +1,6 @@
 """The ``reglab`` command.
 
-    reglab demo [--out DIR] [--seeds N] [--quick] [--workers N | --ray [ADDRESS]]
+    reglab demo [--out DIR] [--seeds N] [--quick] [--workers N | --ray [ADDRESS] [--ray-cpus 1]]
     reglab run EXPERIMENT.toml --out DIR [--resume | --restart] [--quiet] [--device cpu] [--memory-mb 1024]
                [--ray [ADDRESS] [--ray-cpus 1] [--ray-gpus F]]
     reglab report DIR... [--out report.html] [--figures DIR]
@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="3 seeds (unless --seeds), a tenth of the epochs: a smoke test")
     demo.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core, at most 4)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
-    _ray_arguments(demo)
+    _ray_arguments(demo, gpus=False)
     run = sub.add_parser("run", help="run an experiment file into a run folder")
     run.add_argument("experiment")
     run.add_argument("--out", required=True, help="the run folder (must be empty, or use --resume)")
@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     run.add_argument("--memory-mb", type=float, default=None, help="memory budget per population chunk")
-    _ray_arguments(run)
+    _ray_arguments(run, gpus=True)
     report = sub.add_parser("report", help="one self-contained HTML report of finished run folders")
     report.add_argument("run_folders", nargs="+", metavar="DIR")
     report.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
@@ -82,14 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _ray_arguments(parser: argparse.ArgumentParser) -> None:
+def _ray_arguments(parser: argparse.ArgumentParser, gpus: bool) -> None:
     group = parser.add_argument_group("on a Ray cluster (the ray extra)")
     group.add_argument(
         "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
         help="train the chunks as Ray tasks: on the cluster at ADDRESS (HOST:PORT of its head), or on a local Ray instance with this machine's cores",
     )
     group.add_argument("--ray-cpus", type=float, default=None, metavar="N", help="CPUs each chunk's task reserves (default 1)")
-    group.add_argument("--ray-gpus", type=float, default=None, metavar="F", help="GPUs (a fraction, e.g. 0.25) each chunk's task reserves; with --device cuda (default 1 there)")
+    if gpus:
+        group.add_argument("--ray-gpus", type=float, default=None, metavar="F", help="GPUs (a fraction, e.g. 0.25) each chunk's task reserves; with --device cuda (default 1 there)")
 
 
 def main(argv: list[str] | None = None) -> int:

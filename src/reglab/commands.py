@@ -92,8 +92,9 @@ def ray_options(args, device: str):
     """``--ray``, ``--ray-cpus`` and ``--ray-gpus`` checked, as the runner's options (None: no Ray)."""
     from .distributed import RayOptions, require_ray
 
+    ray_gpus = getattr(args, "ray_gpus", None)  # `reglab demo` trains on the CPU
     if args.ray is None:
-        for flag, value in (("--ray-cpus", args.ray_cpus), ("--ray-gpus", args.ray_gpus)):
+        for flag, value in (("--ray-cpus", args.ray_cpus), ("--ray-gpus", ray_gpus)):
             if value is not None:
                 raise UserError(f"{flag} {value:g}: only with --ray (it sets what each Ray task reserves)")
         return None
@@ -101,11 +102,13 @@ def ray_options(args, device: str):
     if not 0 < cpus < float("inf"):
         raise UserError(f"--ray-cpus: must be a number > 0, got {args.ray_cpus:g}")
     cuda = device.startswith("cuda")
-    if args.ray_gpus is not None and not cuda:
-        raise UserError(f"--ray-gpus {args.ray_gpus:g}: only with --device cuda (the chunks train on {device})")
-    gpus = (1.0 if args.ray_gpus is None else args.ray_gpus) if cuda else 0.0
+    if ray_gpus is not None and not cuda:
+        raise UserError(f"--ray-gpus {ray_gpus:g}: only with --device cuda (the chunks train on {device})")
+    if cuda and device != "cuda":
+        raise UserError(f"--device {device}: with --ray give cuda (each task trains on the GPU Ray gives it)")
+    gpus = (1.0 if ray_gpus is None else ray_gpus) if cuda else 0.0
     if cuda and not 0 < gpus < float("inf"):
-        raise UserError(f"--ray-gpus: must be a number > 0 (a fraction shares a GPU between tasks), got {args.ray_gpus:g}")
+        raise UserError(f"--ray-gpus: must be a number > 0 (a fraction shares a GPU between tasks), got {ray_gpus:g}")
     require_ray()
     return RayOptions(address=args.ray or None, cpus=cpus, gpus=gpus)
 

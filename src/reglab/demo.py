@@ -56,7 +56,8 @@ def run_demo(out: str | Path, seeds: int = 20, quick: bool = False, workers: int
     start = time.perf_counter()
     try:
         folders = [staging / e.spec.name for e in exps]
-        # Each experiment's report section is drawn on a worker as soon as its training is done.
+        # Each experiment's report section is drawn as soon as its training is done: on a worker,
+        # or here when the chunks train on Ray (the run folders are on this machine).
         _, sections = run_experiments(list(zip(exps, folders)), workers=workers, progress=progress, then=render_section, ray=ray)
         title = "reglab demo: the four origin notebooks, over many seeds"
         write_report(folders, staging / "report.html", title=title, sections=sections)

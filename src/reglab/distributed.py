@@ -26,6 +26,8 @@ INSTALL = 'pip install "reglab[ray]"'
 RETRIES = 3
 # A chunk reports its progress every this many epochs (and when it ends).
 REPORT_EVERY = 10
+# The resource only Ray's head node has.
+HEAD = "node:__internal_head__"
 
 
 @dataclass(frozen=True)
@@ -47,12 +49,15 @@ def require_ray(what: str = "--ray"):
 
 
 def check_address(address: str, timeout: float = 5.0) -> None:
-    """Refuse, in one line, an address nothing answers at (``ray.init`` would retry for minutes)."""
+    """Refuse, in one line, an address nothing answers at (``ray.init`` would retry for minutes).
+    ``auto`` is Ray's own: the cluster named by ``RAY_ADDRESS`` or running on this machine."""
+    if address == "auto":
+        return
     target = address.removeprefix("ray://")
     host, colon, port = target.rpartition(":")
     host = host.strip("[]")
     if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UserError(f"--ray: {address!r} is not an address; give HOST:PORT of a Ray cluster's head (e.g. 127.0.0.1:6379), or no address to start a local one")
+        raise UserError(f"--ray: {address!r} is not an address; give HOST:PORT of a Ray cluster's head (e.g. 127.0.0.1:6379), auto, or no address to start a local one")
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as err:
@@ -72,8 +77,9 @@ def connected(options: RayOptions) -> Iterator[Cluster]:
     if started:
         try:
             ray.init(address=options.address or "local", logging_level="error", log_to_driver=False, include_dashboard=False)
-        except ConnectionError as err:
-            raise UserError(f"--ray: cannot join the Ray cluster at {options.address}: {str(err).splitlines()[0]}") from None
+        except (ConnectionError, RuntimeError, TimeoutError) as err:  # no Ray there, another Ray version...
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise UserError(f"--ray: cannot join the Ray cluster at {options.address or 'a new local instance'}: {reason}") from None
     try:
         yield Cluster(ray, options)
     finally:
@@ -96,18 +102,34 @@ class Cluster:
                 raise UserError(f"{flag}: each chunk asks for {wanted:g} {resource}, but no node of {where} has one; {instead}")
             if wanted > largest:
                 raise UserError(f"{flag}: each chunk asks for {wanted:g} {resource}, but the largest node of {where} has {largest:g}; ask for at most that")
-        # How many chunks run at once: what planners cut populations into.
-        self.slots = max(1, int(ray.cluster_resources().get("CPU", 0) // options.cpus))
+        # How many chunks run at once (what planners cut populations into): per node, as many as
+        # both its CPUs and its GPUs allow.
+        self.slots = sum(self._fits(n) for n in nodes)
+        if self.slots == 0:
+            raise UserError(
+                f"--ray-cpus/--ray-gpus: each chunk asks for {options.cpus:g} CPU and {options.gpus:g} GPU, "
+                f"but no node of {where} has both; ask for fewer CPUs per chunk"
+            )
+
+    def _fits(self, node: dict) -> int:
+        """How many chunks' tasks fit on a node with these resources at once."""
+        cpus = int(node.get("CPU", 0.0) // self.options.cpus)
+        return min(cpus, int(node.get("GPU", 0.0) // self.options.gpus)) if self.options.gpus else cpus
 
     def run(self, plans: list, jobs: list, device: str, update: Callable | None, done: Callable[[int, tuple], None]) -> None:
         """Train every job (a chunk of ``plans[job.run]``) as a Ray task; on the driver, call
         ``done(n, part)`` as job n's part arrives and ``update(n, epochs_done, n_training)`` as
         the chunks report their epochs."""
         from ray.util.queue import Queue
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         ray, options = self.ray, self.options
         refs = [ray.put(plan) for plan in plans]  # each plan's data crosses to the cluster once
-        events = Queue() if update else None
+        # The queue's actor reserves no CPU and lives on the head node, which the cluster cannot
+        # lose and go on (on a worker node, losing that node would end the progress reports).
+        head = next((n["NodeID"] for n in ray.nodes() if n["Alive"] and HEAD in n["Resources"]), ray.get_runtime_context().get_node_id())
+        placement = {"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(head, soft=False)}
+        events = Queue(actor_options=placement) if update else None
         task = _remote(ray).options(num_cpus=options.cpus, num_gpus=options.gpus, max_retries=RETRIES)
         threads = max(1, int(options.cpus))
         pending = {task.remote(refs[j.run], j.population, device, threads, events, n): n for n, j in enumerate(jobs)}
@@ -115,8 +137,17 @@ class Cluster:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.25)
                 _drain(events, update)
-                for ref in ready:
-                    done(pending.pop(ref), ray.get(ref))
+                failed = None
+                for ref in ready:  # every finished part is written before a failed one stops the run
+                    n = pending.pop(ref)
+                    try:
+                        part = ray.get(ref)
+                    except Exception as err:
+                        failed = failed or err
+                        continue
+                    done(n, part)
+                if failed is not None:
+                    raise failed
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -138,7 +169,10 @@ def _train_chunk(plan, population, device: str, threads: int, events, job: int):
     def on_epoch_end(epoch: int, n_training: int) -> None:
         if events is not None and (n_training == 0 or epoch - last[0] >= REPORT_EVERY):
             last[0] = epoch
-            events.put((job, epoch + 1, n_training))
+            try:
+                events.put((job, epoch + 1, n_training))
+            except Exception:  # progress is for the eye; a lost report changes no result
+                pass
 
     return (part_name(population), *run_population(plan, population, device, on_epoch_end))
 
@@ -151,7 +185,9 @@ def _remote(ray):
 def _drain(events, update) -> None:
     if events is None:
         return
-    waiting = events.qsize()
-    if waiting:
-        for job, epoch, training in events.get_nowait_batch(waiting):
-            update(job, epoch, training)
+    try:
+        reports = events.get_nowait_batch(events.qsize())
+    except Exception:  # the queue's actor is gone (its node left): the bars stop, the run goes on
+        return
+    for job, epoch, training in reports:
+        update(job, epoch, training)

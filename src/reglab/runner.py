@@ -5,17 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .data import standardizer
-from .distributed import Cluster, RayOptions, connected
 from .engine import Trainer
 from .engine.technique import SummaryContext
 from .plan import DEFAULT_MEMORY_BUDGET_MB, Plan, Population, engine_members, make_plan
 from .spec import Experiment
 from .store import RunFolder
+
+if TYPE_CHECKING:  # distributed.py imports this module in its tasks
+    from .distributed import Cluster, RayOptions
 
 # progress(population_number, n_populations, n_members, epochs) -> on_epoch_end(epoch, n_training)
 Progress = Callable[[int, int, int, int], Callable[[int, int], None]]
@@ -142,6 +145,8 @@ def run_experiment(
 ) -> pd.DataFrame:
     """Train every member not already in ``out`` and assemble the summary; returns it. With
     ``ray``, the chunks train as tasks on a Ray cluster and this process writes their parts."""
+    from .distributed import connected
+
     full = make_plan(experiment, memory_budget_mb)  # before any file is written: bad data fails here
     with ExitStack() as stack:
         cluster = stack.enter_context(connected(ray)) if ray is not None else None  # refusals before any file too

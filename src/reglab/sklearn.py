@@ -408,7 +408,7 @@ def _train_all(calls: list[tuple], backend: str) -> list[tuple]:
     except ImportError:
         raise ImportError(f'PopulationSearchCV(backend="ray") needs the ray extra, which is not installed: {INSTALL}') from None
     if not ray.is_initialized():
-        ray.init(logging_level="warning", log_to_driver=False, include_dashboard=False)
+        ray.init(address="local", logging_level="error", log_to_driver=False, include_dashboard=False)
     task = ray.remote(_timed_train).options(max_retries=RETRIES)
     return ray.get([task.remote(*call) for call in calls])
 
