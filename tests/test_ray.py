@@ -15,43 +15,23 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
+import test_run
 from reglab.cli import main
 from reglab.distributed import RayOptions
 from reglab.pool import run_experiments
 from reglab.runner import run_experiment
 from reglab.spec import Experiment
 
-EXPERIMENT = """
-name = "on-ray"
-seeds = [0, 1, 2]
-[data]
-dataset = "moons"
-params = {n_samples = 120, noise = 0.3}
-split = "random"
-validation = 0.25
-test = 0.2
-standardize = true
-[model]
-hidden = [16, 16]
-[train]
-learning_rate = 0.01
-epochs = 120
-batch_size = 16
-[[variant]]
-name = "baseline"
-[[variant]]
-name = "dropout"
-dropout = 0.3
-[[variant]]
-name = "es"
-l2 = 0.001
-[variant.early_stopping]
-patience = 3
-restore_best_weights = true
-[[variant]]
-name = "short"
-epochs = 30
-"""
+# test_run.py's experiment, a little longer (so a worker or node can be lost mid-chunk): 4 variants
+# x 3 seeds, one with early stopping, one with fewer epochs (so two populations).
+EXPERIMENT = (
+    test_run.EXPERIMENT.replace("{split}", "random")
+    .replace("n_samples = 90", "n_samples = 120")
+    .replace("epochs = 12", "epochs = 120")
+    .replace("patience = 1", "patience = 3")
+    .replace("epochs = 5", "epochs = 30")
+    .replace('name = "small"', 'name = "on-ray"')
+)
 
 
 def experiment_file(tmp_path: Path, name: str = "e.toml", text: str = EXPERIMENT) -> Path:
