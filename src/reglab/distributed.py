@@ -79,7 +79,8 @@ def connected(options: RayOptions) -> Iterator[Cluster]:
             ray.init(address=options.address or "local", logging_level="error", log_to_driver=False, include_dashboard=False)
         except (ConnectionError, RuntimeError, TimeoutError) as err:  # no Ray there, another Ray version...
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise UserError(f"--ray: cannot join the Ray cluster at {options.address or 'a new local instance'}: {reason}") from None
+            what = f"join the Ray cluster at {options.address}" if options.address else "start a local Ray instance"
+            raise UserError(f"--ray: cannot {what}: {reason}") from None
     try:
         yield Cluster(ray, options)
     finally:

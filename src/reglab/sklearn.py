@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import time
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -396,11 +397,12 @@ def _timed_train(arch, members, xs, ys, settings) -> tuple:
     return result, time.perf_counter() - start
 
 
-def _train_all(calls: list[tuple], backend: str) -> list[tuple]:
-    """``(result, seconds)`` of each engine call: here, one after the other, or as Ray tasks on
-    the cluster this process joined (a local Ray instance if it joined none)."""
+def _train_all(calls: list[tuple], backend: str) -> Iterable[tuple]:
+    """``(result, seconds)`` of each engine call: here, one after the other as the caller takes
+    them (one population's result in memory at a time), or as Ray tasks on the cluster this
+    process joined (a local Ray instance if it joined none)."""
     if backend == "local":
-        return [_timed_train(*call) for call in calls]
+        return (_timed_train(*call) for call in calls)
     from .distributed import INSTALL, RETRIES
 
     try:
