@@ -86,7 +86,7 @@ def _ray_arguments(parser: argparse.ArgumentParser, gpus: bool) -> None:
     group = parser.add_argument_group("on a Ray cluster (the ray extra)")
     group.add_argument(
         "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-        help="train the chunks as Ray tasks: on the cluster at ADDRESS (HOST:PORT of its head), or on a local Ray instance with this machine's cores",
+        help="train the chunks as Ray tasks: on the cluster at ADDRESS (HOST:PORT of its head, or auto: Ray's RAY_ADDRESS or the cluster running here), or without ADDRESS on a new local Ray instance with this machine's cores",
     )
     group.add_argument("--ray-cpus", type=float, default=None, metavar="N", help="CPUs each chunk's task reserves (default 1)")
     if gpus:
