@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import checks
-from .model import row_aligned
+from . import checks, layout
 
 EPSILON = 1e-7  # keras.config.epsilon()
 
@@ -54,11 +53,11 @@ SampleFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def aligned(fn: SampleFn) -> SampleFn:
-    """Evaluate a per-sample function with rows padded so that results never depend on K
-    (see :func:`reglab.engine.model.row_aligned`)."""
+    """A per-sample function computed so that its results never depend on the population
+    (see :func:`reglab.engine.layout.elementwise`)."""
 
     def per_sample(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return row_aligned(fn, logits, y)
+        return layout.elementwise(fn, logits, y)
 
     per_sample.__name__ = getattr(fn, "__name__", "per_sample")
     return per_sample

@@ -22,38 +22,20 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import checks, rng
-
-def row_aligned(fn: Callable[..., torch.Tensor], x: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
-    """``fn(x, *others)`` on ``(K, N, C)`` tensors, computed so that no member's element lands in
-    a scalar tail loop.
-
-    torch evaluates transcendental functions (exp, log, tanh, erf...) with vector code, and the
-    last few elements of a tensor with scalar code that rounds differently. Which elements those
-    are depends on the tensor's total size, i.e. on K. With a multiple of 32 elements per member
-    (two AVX-512 vectors, the unit of torch's vectorised loop) every element takes the vector
-    path, whatever the population; other sizes are padded to 64 rows. The result keeps the first
-    ``N`` rows: ``(K, N, ...)``.
-    """
-    if x.dim() != 3 or (x.shape[1] * x.shape[2]) % 32 == 0:
-        return fn(x, *others)
-    n = x.shape[1]
-    pad = (-n) % 64
-    padded = [F.pad(t.expand(x.shape[0], *t.shape[1:]) if t.shape[0] != x.shape[0] else t, (0, 0, 0, pad)) for t in (x, *others)]
-    return fn(*padded)[:, :n]
+from . import checks, layout, rng
 
 
-def _aligned(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda h: row_aligned(fn, h)
+def _elementwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda h: layout.elementwise(fn, h)
 
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
-    "tanh": _aligned(torch.tanh),
-    "sigmoid": _aligned(torch.sigmoid),
-    "elu": _aligned(F.elu),
+    "tanh": _elementwise(torch.tanh),
+    "sigmoid": _elementwise(torch.sigmoid),
+    "elu": _elementwise(F.elu),
     # Keras 3's gelu defaults to the exact erf form (approximate=False), as torch's does.
-    "gelu": _aligned(F.gelu),
+    "gelu": _elementwise(F.gelu),
     "linear": lambda h: h,
 }
 
@@ -149,47 +131,25 @@ def forward(
 
 
 def _bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """Batched matmul that never hands torch a batch of one.
+    """Batched matmul whose result for a member depends only on that member's matrices.
 
-    torch sends a batch of a single matrix product down another kernel (plain gemm, or gemv for
-    one output unit) whose rounding differs from the batched one for some shapes. A population of
-    one is therefore computed as a population of two (the member twice), so that a member's bits
-    never depend on how many members it trains with.
+    Both operands and the product are laid out as :mod:`reglab.engine.layout` requires (each
+    member's matrix on a 64-byte boundary, plain strides): BLAS picks its code path by address.
+    ``out`` (the trainer's gradient storage, say) must be laid out so; without it the product gets
+    storage of its own. The result is a view in that layout. torch sends a batch of a single
+    product down another kernel (plain gemm, or gemv for one output unit) whose rounding differs
+    from the batched one, so a population of one is computed as a population of two (the member
+    twice, a stride-0 batch: no copy).
     """
-    a, b = _canonical(a), _canonical(b)
-    if a.shape[0] == 1:
-        return torch.bmm(_twice(a), _twice(b))[:1]
-    if out is None:
-        return torch.bmm(a, b)
-    return torch.bmm(a, b, out=out)
-
-
-def _canonical(t: torch.Tensor) -> torch.Tensor:
-    """``t`` with the standard strides of its layout (row-major, or a transposed row-major view),
-    size-1 dimensions included: torch calls a tensor contiguous whatever the stride of a size-1
-    dimension, BLAS does not, and which one autograd makes depends on what else acts on the layer
-    (another member's dropout, say). A view when only size-1 strides differ (no copy)."""
-    if t.is_contiguous():
-        return t.as_strided(t.shape, _row_major(t.shape), t.storage_offset())
-    u = t.transpose(1, 2)
-    if u.is_contiguous():
-        return u.as_strided(u.shape, _row_major(u.shape), u.storage_offset()).transpose(1, 2)
-    return t.contiguous()
-
-
-def _row_major(shape) -> tuple[int, ...]:
-    strides, step = [], 1
-    for size in reversed(shape):
-        strides.append(step)
-        step *= size
-    return tuple(reversed(strides))
-
-
-def _twice(t: torch.Tensor) -> torch.Tensor:
-    """A batch of two of the one matrix in ``t``, laid out exactly as ``t`` is (strides of size-1
-    dimensions included; the batch a stride-0 view, no copy): BLAS picks its kernel from the
-    layout, and a transposed or a one-row operand rounds differently from its contiguous copy."""
-    return t.expand(2, *t.shape[1:])
+    a, b = layout.blas_operand(a), layout.blas_operand(b)
+    K, m, n = a.shape[0], a.shape[1], b.shape[2]
+    if K == 1:
+        a, b = a.expand(2, m, a.shape[2]), b.expand(2, *b.shape[1:])
+    if out is None or K == 1:
+        out = layout.empty((a.shape[0], m, n), a.dtype, a.device)
+    elif layout.inner_order(out) != "rows" or not layout.is_member_aligned(out):
+        raise ValueError(f"_bmm: out must be row-major with every member on a 64-byte boundary, got strides {out.stride()}")
+    return torch.bmm(a, b, out=out)[:K]
 
 
 class _Dense(torch.autograd.Function):
@@ -204,6 +164,7 @@ class _Dense(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, W, b, buffers, layer):
+        h = layout.blas_operand(h)  # once: the backward's product takes it as it is
         ctx.save_for_backward(h, W)
         ctx.buffers, ctx.layer = buffers, layer
         return _bmm(h, W) + b.unsqueeze(1)
@@ -240,7 +201,7 @@ class GradientBuffers:
             return None
         buf = self._buffers.get(layer)
         if buf is None or buf.shape != W.shape or buf.device != W.device or buf.dtype != W.dtype:
-            buf = self._buffers[layer] = torch.empty(W.shape, dtype=W.dtype, device=W.device)
+            buf = self._buffers[layer] = layout.empty(W.shape, W.dtype, W.device)
         return buf
 
 
@@ -268,10 +229,10 @@ def dense(
 
 
 def output_activation(arch: Architecture, logits: torch.Tensor) -> torch.Tensor:
-    """What the model outputs: probabilities for classification, values for regression (row-aligned,
-    so a member's probabilities do not depend on how many members are predicted with it)."""
+    """What the model outputs: probabilities for classification, values for regression (computed
+    so that a member's probabilities do not depend on how many members are predicted with it)."""
     if arch.task == "binary":
-        return row_aligned(torch.sigmoid, logits)
+        return layout.elementwise(torch.sigmoid, logits)
     if arch.task == "multiclass":
-        return row_aligned(lambda t: torch.softmax(t, dim=-1), logits)
+        return layout.elementwise(lambda t: torch.softmax(t, dim=-1), logits)
     return logits

@@ -1,16 +1,19 @@
 """A population's parameters (or gradients, or optimizer moments) in one buffer.
 
-``views[i]`` is the i-th tensor ``(K, ...)``, contiguous, exactly as it would be on its own, and
-``flat`` is all of them one after the other, each padded to a multiple of ``ALIGN`` elements. The
-padding starts as zeros and then holds whatever the elementwise work leaves there (Adam's epsilon,
-say): never reduce over ``flat``. Elementwise work (the optimizer's update) then runs
-once over ``flat`` instead of once per layer: the same operations on the same values give the same
-bits per element wherever the element sits, so nothing but the number of dispatches changes.
+``views[i]`` is the i-th tensor ``(K, ...)`` and ``flat`` is all of them one after the other. Each
+member's block of each view starts on a 64-byte boundary, as a tensor of that member alone would
+(the layout rule of :mod:`reglab.engine.layout`: BLAS rounds differently for a matrix that does
+not), so a view's members sit ``member_stride`` floats apart and the views are not contiguous when
+a member's block is not a multiple of 16 floats. The padding between blocks starts as zeros and
+then holds whatever the elementwise work leaves there (Adam's epsilon, say): never reduce over
+``flat``. Elementwise work (the optimizer's update) runs once over ``flat`` instead of once per
+layer: the same operations on the same values give the same bits per element wherever the element
+sits, so nothing but the number of dispatches changes.
 
 >>> import torch
 >>> s = Stacked.of([torch.ones(2, 3), torch.zeros(2)])
->>> s.flat.shape, [tuple(v.shape) for v in s.views], s.views[0].sum().item()
-(torch.Size([32]), [(2, 3), (2,)], 6.0)
+>>> s.flat.shape, [tuple(v.shape) for v in s.views], s.views[0].stride(), s.views[0].sum().item()
+(torch.Size([64]), [(2, 3), (2,)], (16, 1), 6.0)
 >>> [v.tolist() for v in s.select(torch.tensor([1])).views]
 [[[1.0, 1.0, 1.0]], [0.0]]
 """
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-ALIGN = 16  # float32 elements in 64 bytes
+from . import layout
 
 
 @dataclass
@@ -32,14 +35,13 @@ class Stacked:
 
     @classmethod
     def zeros(cls, like: Sequence[torch.Tensor]) -> Stacked:
-        """Zeros with the shapes of ``like``. Each view starts on a 64-byte boundary, as
-        a tensor of its own would: BLAS may take another code path for an operand that does not."""
+        """Zeros with the shapes of ``like``, every member's block on a 64-byte boundary."""
         starts, total = [], 0
         for t in like:
             starts.append(total)
-            total += -(-t.numel() // ALIGN) * ALIGN
+            total += layout.size(t.shape)
         flat = torch.zeros(total, dtype=like[0].dtype, device=like[0].device)
-        return cls(flat, [flat[start : start + t.numel()].view(t.shape) for start, t in zip(starts, like)])
+        return cls(flat, [layout.member_view(flat, t.shape, start) for start, t in zip(starts, like)])
 
     @classmethod
     def of(cls, tensors: Sequence[torch.Tensor]) -> Stacked:
