@@ -250,6 +250,25 @@ def load_builtin(name: str, params: dict | None = None, where: str = "data.datas
         if key not in allowed:
             raise UserError(f"{where}: {name!r} has no parameter {key!r}; it takes " + ", ".join(allowed))
     try:
-        return BUILTINS[name](**params)
+        data = BUILTINS[name](**params)
     except (TypeError, ValueError) as err:
         raise UserError(f"{where}: {name!r} rejected its parameters: {err}") from None
+    _check_generated(data, f"{where}: {name!r}" + (" with " + ", ".join(f"{k}={v!r}" for k, v in params.items()) if params else ""))
+    return data
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_generated(data: Dataset, what: str) -> None:
+    """What a generator made is checked as a file's rows are: two classes at least for
+    classification, and numbers the engine can hold (finite in float32)."""
+    if data.task != "regression" and data.n_classes < 2:
+        raise UserError(f"{what} gives a single class ({data.classes[0]!r}); classification needs at least two")
+    targets = np.reshape(data.y, (len(data.y), -1)) if data.task == "regression" else np.empty((len(data.y), 0))
+    columns = [(data.X[:, j], f"column {name!r}") for j, name in enumerate(data.feature_names)]
+    for values, column in columns + [(targets[:, j], "the target") for j in range(targets.shape[1])]:
+        bad = ~(np.abs(values) <= FLOAT32_MAX)  # NaN compares False
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise UserError(f"{what} gives {float(values[i]):g} in row {i + 1}, {column}; values must be finite and fit float32 (|x| <= {FLOAT32_MAX:.4g})")
