@@ -50,13 +50,34 @@ def _metrics(task: str) -> list[str]:
     return ["loss", "accuracy"] if task != "regression" else ["loss", "mse", "mae"]
 
 
-def summary_functions(experiment: Experiment) -> list:
-    """The summary columns' functions of every technique some variant uses, each once, by name."""
+def summary_functions(experiment: Experiment) -> list[tuple[str, object]]:
+    """``(technique name, function)`` for the summary columns of every technique some variant
+    uses, each function once (several techniques share the weight statistics), by name."""
     used = {type(t) for v in experiment.spec.variant for t in experiment.techniques(v)}
-    out = []
+    out: list[tuple[str, object]] = []
     for cls in sorted(used, key=lambda c: c.name):
-        out += [fn for fn in cls.summary if fn not in out]
+        out += [(cls.name, fn) for fn in cls.summary if fn not in [f for _, f in out]]
     return out
+
+
+def technique_columns(functions, context: SummaryContext) -> tuple[dict[str, list], dict[str, str]]:
+    """The techniques' summary columns, and which technique gave each. A column another
+    technique gave already would be overwritten for every member: refused."""
+    columns: dict[str, list] = {}
+    whose: dict[str, str] = {}
+    for technique, fn in functions:
+        for name, values in fn(context).items():
+            if name in whose:
+                raise ValueError(f"technique {technique!r}: its summary column {name!r} is technique {whose[name]!r}'s; give its columns names of their own")
+            columns[name], whose[name] = values, technique
+    return columns, whose
+
+
+def _refuse_own_columns(row: dict, whose: dict[str, str]) -> None:
+    """A technique's column named like one of the summary's own (``seed``, ``val_loss``...)."""
+    for name in whose:
+        if name in row:
+            raise ValueError(f"technique {whose[name]!r}: its summary column {name!r} is reglab's own; give its columns names of their own")
 
 
 def trainer_for(plan: Plan, population: Population, device: str = "cpu") -> tuple[Trainer, dict]:
@@ -95,9 +116,7 @@ def run_population(plan: Plan, population: Population, device: str = "cpu", on_e
     # The techniques' own columns (exact zeros, MC dropout's scores...), for every member of the
     # population when any variant of the experiment uses the technique, so variants compare.
     context = SummaryContext(plan.arch, result, arrays[splits[-1]], splits[-1], list(plan.data.feature_names))
-    extra: dict[str, list] = {}
-    for columns in summary_functions(plan.experiment):
-        extra.update(columns(context))
+    extra, whose = technique_columns(summary_functions(plan.experiment), context)
     kfold = any(m.fold is not None for m in population.members)
     rows, frames, weights = [], [], {}
     best = result.best_epoch
@@ -115,6 +134,7 @@ def run_population(plan: Plan, population: Population, device: str = "cpu", on_e
             for metric in _metrics(plan.arch.task):
                 value = scores[s]["data_loss" if metric == "loss" else metric][k]
                 row[f"{s}_{metric}"] = float(value)
+        _refuse_own_columns(row, whose)
         row.update({name: values[k] for name, values in extra.items()})
         rows.append(row)
         n = int(result.epochs_run[k])

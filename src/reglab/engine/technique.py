@@ -214,7 +214,7 @@ class Technique:
             meta = f.metadata.get("reglab")
             if meta is None:
                 raise TypeError(f"{cls.__name__}.{f.name}: declare every field of a technique with reglab.engine.technique.setting()")
-            key = meta["key"] or (f.name if cls.table or i > 0 else cls.name)
+            key = meta["key"] if meta["key"] is not None else (f.name if cls.table or i > 0 else cls.name)
             sklearn = meta["sklearn"]
             if sklearn is True:
                 sklearn = key if not cls.table else None
