@@ -53,7 +53,7 @@ def test_sweeps_expand_into_variants(tmp_path):
     names = [v.name for v in e.spec.variant]
     assert names == [f"dropout={d:g} l2={l:g}" for d in (0.0, 0.5) for l in (1e-4, 1e-3, 1e-2)]
     assert e.spec.variant[4].dropout == 0.5 and e.spec.variant[4].l2 == pytest.approx(1e-3)
-    e = load(BASE + '[[variant]]\nname = "es"\n[variant.early_stopping]\npatience = 1\n[sweep]\n"early_stopping.patience" = [5, 10]\n', tmp_path)
+    e = load(BASE + '[[variant]]\nname = "es"\n[variant.early_stopping]\nmin_delta = 0.01\n[sweep]\n"early_stopping.patience" = [5, 10]\n', tmp_path)
     assert [v.early_stopping.patience for v in e.spec.variant] == [5, 10]
     assert [v.name for v in e.spec.variant] == ["es early_stopping.patience=5", "es early_stopping.patience=10"]
 
@@ -264,7 +264,7 @@ def test_train_momentum_under_adam_is_refused_and_under_sgd_accepted(tmp_path):
 
 
 def test_sweeping_a_table_parameter_leaves_variants_without_the_table_alone(tmp_path):
-    e = load(BASE + '[[variant]]\nname = "baseline"\n[[variant]]\nname = "es"\n[variant.early_stopping]\npatience = 1\n[sweep]\n"early_stopping.patience" = [5, 10]\n', tmp_path)
+    e = load(BASE + '[[variant]]\nname = "baseline"\n[[variant]]\nname = "es"\n[variant.early_stopping]\n[sweep]\n"early_stopping.patience" = [5, 10]\n', tmp_path)
     assert [v.name for v in e.spec.variant] == ["baseline", "es early_stopping.patience=5", "es early_stopping.patience=10"]
     assert e.spec.variant[0].early_stopping is None
 

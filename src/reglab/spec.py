@@ -152,6 +152,11 @@ class Experiment:
 
     def __init__(self, spec: BaseModel, source: str = "<experiment>"):
         self.source = source
+        for i, v in enumerate(spec.variant):  # before the sweep, which builds names from them
+            if not v.name.strip():
+                raise UserError(f"variant[{i}].name: must be a name with something in it, got {v.name!r}")
+            if v.name != v.name.strip():
+                raise UserError(f"variant[{i}].name: must not start or end with spaces, got {v.name!r}")
         expanded = expand_sweep(list(spec.variant), spec.sweep)
         report = spec.report
         if report.sweep is None and len(spec.sweep) == 1:  # a one-parameter sweep is what the report plots against

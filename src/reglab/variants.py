@@ -202,6 +202,16 @@ def _apply(variant: BaseModel, key: str, value) -> BaseModel:
     return variant.model_copy(update={key: value})
 
 
+def _own_value(variant: BaseModel, key: str):
+    """The value ``variant`` gives ``key`` in its own file (a table's parameter: in its table), or
+    None where it leaves it to the defaults."""
+    nested = table_field(key)
+    holder, name = (getattr(variant, nested[0]), nested[1]) if nested else (variant, key)
+    if holder is None or name not in holder.model_fields_set:
+        return None
+    return getattr(holder, name)
+
+
 def expand_sweep(variants: list[BaseModel], sweep: dict) -> list[BaseModel]:
     """Each declared variant times every point of the sweep grid; names say the point."""
     if not sweep:
@@ -222,6 +232,13 @@ def expand_sweep(variants: list[BaseModel], sweep: dict) -> list[BaseModel]:
         # early_stopping.patience gives the baseline no early stopping. A variant that no key
         # applies to stays as it is, once.
         applies = [k for k in grids if not table_field(k) or getattr(variant, table_field(k)[0]) is not None]
+        for key in applies:
+            own = _own_value(variant, key)
+            if own is not None:
+                raise UserError(
+                    f"sweep.{key}: variant {variant.name!r} sets its own {key} = {own!r}, which the sweep would replace; "
+                    "remove it from the variant, or the key from the sweep"
+                )
         if not applies:
             out.append(variant)
             continue

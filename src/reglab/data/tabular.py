@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UserError
-from .builtin import Dataset, classification, regression
+from .builtin import FLOAT32_MAX, Dataset, classification, regression
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,10 +70,14 @@ def _numeric(path: Path, df: pd.DataFrame, column: str) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_timedelta64_dtype(raw) or isinstance(raw.dtype, pd.PeriodDtype):
         raise UserError(f"{path}: column {column!r} holds dates or times; features must be numbers (convert it, or leave it out of data.features)")
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
+    bad = ~(np.abs(values) <= FLOAT32_MAX)  # NaN compares False; the engine computes in float32
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         text = str(raw.iloc[i]).strip()
+        if np.isfinite(values[i]):  # finite in float64, infinite in float32
+            raise UserError(
+                f"{path}: {_where(path, i)}, column {column!r}: too large: {text!r}; features must fit float32 (|x| <= {FLOAT32_MAX:.4g})"
+            )
         try:
             float(text)
             is_number = True
