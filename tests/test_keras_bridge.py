@@ -349,7 +349,7 @@ def refusals(keras):
         ),
         "metric": (
             lambda: compiled(keras, D(8, activation="relu"), out, metrics=[keras.metrics.AUC()]),
-            "from_keras: metric 'AUC' is not supported for the binary task; supported: accuracy",
+            "from_keras: metric 'AUC' is not supported for the binary task; supported: accuracy (as Keras's names, or Keras's own BinaryAccuracy, binary_accuracy from keras.metrics)",
         ),
         "not compiled": (
             lambda: sequential(keras, D(8, activation="relu"), out),
@@ -425,6 +425,183 @@ def test_a_model_without_an_input_shape_takes_it_from_the_data(keras, moons):
     with pytest.raises(ValueError, match="n_inputs: the Keras model has no input shape yet"):
         pop.architecture()
     assert pop.fit(*moons, seeds=[0], epochs=1).result.arch.n_inputs == 2
+
+
+# ---------------------------------------------------------------------------------------------------
+# Keras's own objects, by identity: a user's function or class under a Keras name computes what
+# reglab cannot know, and is refused rather than read as Keras's.
+
+ACTIVATIONS_HELP = "supported: relu, tanh, sigmoid, elu, gelu, linear, as Keras's names or its functions in keras.activations"
+LOSSES_HELP = (
+    "supported losses: binary_crossentropy (one sigmoid unit), categorical_crossentropy (softmax; fit takes one-hot or integer labels), "
+    "mse, mae (linear outputs), as Keras's names, its functions in keras.losses or its classes "
+    "(BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError, MeanAbsoluteError)"
+)
+METRICS_HELP = {
+    "binary": "accuracy (as Keras's names, or Keras's own BinaryAccuracy, binary_accuracy from keras.metrics)",
+    "multiclass": "accuracy (as Keras's names, or Keras's own CategoricalAccuracy, categorical_accuracy from keras.metrics)",
+    "regression": "mse, mae (as Keras's names, or Keras's own MeanSquaredError, mean_squared_error, MeanAbsoluteError, mean_absolute_error from keras.metrics)",
+}
+
+
+def impostor_function(name):
+    """A user's function with the name of one of Keras's, computing something else."""
+
+    def fn(*args):
+        return args[0] * 0.3
+
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+def impostor_class(base, method):
+    """A user's subclass of Keras's class ``base``, of the same name, that computes something else."""
+    return type(base.__name__, (base,), {method: lambda self, *args, **kwargs: args[0] * 0.3})
+
+
+def head_for(keras, task):
+    units, activation = {"binary": (1, "sigmoid"), "multiclass": (3, "softmax"), "regression": (1, "linear")}[task]
+    return keras.layers.Dense(units, activation=activation, name="out")
+
+
+def test_the_identity_tests_cover_what_the_bridge_reads():
+    """The generated cases below take their names from the bridge's tables: these are all of them."""
+    from reglab.engine.model import ACTIVATIONS
+
+    assert ACTIVATIONS_HELP == f"supported: {', '.join(ACTIVATIONS)}, as Keras's names or its functions in keras.activations"
+    assert LOSSES_HELP == f"supported losses: {bridge._LOSS_HELP}, {bridge._LOSS_FORMS}"
+    assert {name: ours for name, ours, _ in METRIC_CASES} == {name: ours for name, (ours, _) in bridge.METRICS.items()}
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid", "elu", "gelu", "linear"])
+def test_an_activation_is_keras_own_object_not_its_name(keras, name):
+    fn = impostor_function(name)
+    for layers in (
+        [keras.layers.Dense(8, activation=fn, name="hidden"), keras.layers.Dense(1, activation="sigmoid")],
+        [keras.layers.Dense(8, name="hidden_linear"), keras.layers.Activation(fn, name="hidden"), keras.layers.Dense(1, activation="sigmoid")],
+        [keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1, activation=fn, name="hidden")],  # the output layer too
+    ):
+        with pytest.raises(ValueError) as err:
+            from_keras(compiled(keras, *layers))
+        assert str(err.value) == f"from_keras: layer 'hidden': activation {fn.__module__}.{name} is not one of Keras's activations; {ACTIVATIONS_HELP}"
+    for own in (name, keras.activations.get(name)):
+        pop = from_keras(compiled(keras, keras.layers.Dense(8, activation=own), keras.layers.Dense(1, activation="sigmoid")))
+        assert pop.activation == name
+
+
+LOSS_CASES = [(name, task, cls) for name, (task, _, cls) in bridge.LOSSES.items()]
+
+
+@pytest.mark.parametrize("name, task, cls", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
+def test_a_loss_is_keras_own_object_not_its_name(keras, name, task, cls):
+    keras_fn = keras.losses.get(name)
+    for impostor in (impostor_function(name), impostor_function(keras_fn.__name__)):
+        with pytest.raises(ValueError) as err:
+            from_keras(compiled(keras, keras.layers.Dense(8, activation="relu"), head_for(keras, task), loss=impostor))
+        assert str(err.value) == f"from_keras: loss {impostor.__module__}.{impostor.__qualname__} is not one of Keras's losses; {LOSSES_HELP}"
+    impostor = impostor_class(getattr(keras.losses, cls), "call")()
+    with pytest.raises(ValueError) as err:
+        from_keras(compiled(keras, keras.layers.Dense(8, activation="relu"), head_for(keras, task), loss=impostor))
+    assert str(err.value) == f"from_keras: loss an instance of {type(impostor).__module__}.{cls} is not one of Keras's losses; {LOSSES_HELP}"
+    for own in (name, keras_fn, getattr(keras.losses, cls)()):
+        assert from_keras(compiled(keras, keras.layers.Dense(8, activation="relu"), head_for(keras, task), loss=own)).loss == name
+
+
+LOSS_FOR_TASK = {"binary": "binary_crossentropy", "multiclass": "categorical_crossentropy", "regression": "mse"}
+# Keras's own metric (its name in keras.metrics), reglab's metric, a task where it means that.
+METRIC_CASES = [
+    ("BinaryAccuracy", "accuracy", "binary"),
+    ("binary_accuracy", "accuracy", "binary"),
+    ("CategoricalAccuracy", "accuracy", "multiclass"),
+    ("categorical_accuracy", "accuracy", "multiclass"),
+    ("MeanSquaredError", "mse", "regression"),
+    ("mean_squared_error", "mse", "regression"),
+    ("MeanAbsoluteError", "mae", "regression"),
+    ("mean_absolute_error", "mae", "regression"),
+]
+
+
+@pytest.mark.parametrize("name, ours, task", METRIC_CASES, ids=[c[0] for c in METRIC_CASES])
+def test_a_metric_is_keras_own_object_not_its_name(keras, name, ours, task):
+    own = getattr(keras.metrics, name)
+    if isinstance(own, type):
+        own, impostor = own(), impostor_class(own, "update_state")()
+        shown = f"an instance of {type(impostor).__module__}.{name}"
+    else:
+        impostor = impostor_function(name)
+        shown = f"{impostor.__module__}.{name}"
+
+    def model(metric):
+        return compiled(keras, keras.layers.Dense(8, activation="relu"), head_for(keras, task), loss=LOSS_FOR_TASK[task], metrics=[metric])
+
+    with pytest.raises(ValueError) as err:
+        from_keras(model(impostor))
+    assert str(err.value) == f"from_keras: metric {shown} is not one of Keras's metrics; supported for the {task} task: {METRICS_HELP[task]}"
+    assert from_keras(model(own)).metrics == (ours,)
+
+
+@pytest.mark.parametrize("task, metric", [("binary", "CategoricalAccuracy"), ("binary", "categorical_accuracy"), ("multiclass", "BinaryAccuracy"), ("multiclass", "binary_accuracy")])
+def test_an_accuracy_metric_is_read_only_for_the_task_it_computes_there(keras, task, metric):
+    """Keras's BinaryAccuracy thresholds every softmax output and CategoricalAccuracy of one sigmoid
+    unit is always 1: neither is reglab's accuracy of that task."""
+    own = getattr(keras.metrics, metric)
+    for given in (metric, own() if isinstance(own, type) else own):
+        model = compiled(keras, keras.layers.Dense(8, activation="relu"), head_for(keras, task), loss=LOSS_FOR_TASK[task], metrics=[given])
+        with pytest.raises(ValueError) as err:
+            from_keras(model)
+        assert str(err.value) == f"from_keras: metric {metric!r} is not supported for the {task} task; supported: {METRICS_HELP[task]}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Arguments as users give them.
+
+
+def binary_model(keras):
+    return compiled(keras, keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1, activation="sigmoid"))
+
+
+def test_one_callback_is_read_as_a_list_of_one(keras):
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3)
+    assert from_keras(binary_model(keras), callbacks=stop).techniques == (EarlyStopping(monitor="val_loss", patience=3),)
+    assert from_keras(binary_model(keras), callbacks=None).techniques == ()
+    with pytest.raises(ValueError) as err:
+        from_keras(binary_model(keras), callbacks=5)
+    assert str(err.value) == "from_keras: callbacks must be a list of Keras callbacks such as [keras.callbacks.EarlyStopping(patience=20)], or one callback, got 5"
+
+
+@pytest.mark.parametrize("seed", [1.7, np.float64(2.0), 2.0, True, "3"], ids=repr)
+def test_seeds_must_be_integers(keras, moons, seed):
+    pop = from_keras(binary_model(keras))
+    with pytest.raises(ValueError) as err:
+        pop.fit(*moons, seeds=[0, seed])
+    assert str(err.value) == f"seeds[1]: must be an integer, got {seed!r}"
+
+
+def test_seeds_and_members_are_integers_of_any_integer_type(keras, moons):
+    result = from_keras(binary_model(keras)).fit(*moons, seeds=np.arange(3, dtype=np.int32), epochs=1)
+    assert result.seeds == [0, 1, 2] and all(type(s) is int for s in result.seeds)
+    for i in (2, np.int64(2), np.int32(2), np.uint8(2)):
+        np.testing.assert_allclose(result.to_keras(i).predict(moons[0], verbose=0), result.predict(moons[0])[2], rtol=1e-5, atol=1e-6)
+    for i in (True, np.True_, 2.0, np.float32(2)):
+        with pytest.raises(ValueError) as err:
+            result.to_keras(i)
+        assert str(err.value) == f"i: must be an integer in [0, 2], got {i!r}"
+
+
+def test_classifier_targets_of_the_wrong_width_say_so(keras):
+    x, y = multiclass_case(keras)[1:]
+    labels = y.argmax(1)
+    pop = from_keras(multiclass_case(keras)[0])
+    with pytest.raises(ValueError) as err:
+        pop.fit(x, y[:, :2], seeds=SEEDS)
+    assert str(err.value) == "y: must be one-hot rows of 3 columns (the model's 3 classes) or integer labels 0..2, got 2 columns (shape (60, 2))"
+    with pytest.raises(ValueError) as err:
+        pop.fit(x, y, seeds=SEEDS, validation_data=(x[:10], np.eye(4)[labels[:10]]))
+    assert str(err.value) == "validation_data y: must be one-hot rows of 3 columns (the model's 3 classes) or integer labels 0..2, got 4 columns (shape (10, 4))"
+    assert pop.fit(x, np.stack([labels, labels]), seeds=SEEDS, epochs=1).seeds == SEEDS  # integer labels per member, (K, N), are not rows
+    with pytest.raises(ValueError) as err:
+        from_keras(binary_model(keras)).fit(x[:, :2], np.eye(2)[labels % 2], seeds=SEEDS)
+    assert str(err.value) == "y: must be 0/1 labels in one column (the model's one sigmoid unit), got 2 columns (shape (60, 2))"
 
 
 def test_seeds_must_be_a_list(keras, moons):

@@ -60,22 +60,24 @@ LOSSES = {
 }
 _LOSS_NAMES = {"mean_squared_error": "mse", "mean_absolute_error": "mae"}  # Keras's function names
 _LOSS_HELP = "binary_crossentropy (one sigmoid unit), categorical_crossentropy (softmax; fit takes one-hot or integer labels), mse, mae (linear outputs)"
+_LOSS_FORMS = "as Keras's names, its functions in keras.losses or its classes (BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError, MeanAbsoluteError)"
 
 #: Keras optimizer class -> reglab's; the reglab optimizer's fields are Keras arguments of the same name.
 OPTIMIZERS = {"Adam": Adam, "AdamW": Adam, "SGD": SGD}
 
-#: Keras's metric names and classes -> reglab's metric.
+#: Keras's own metrics (their names in keras.metrics: classes and functions) -> reglab's metric, and
+#: the one task where the Keras metric computes it (None: wherever reglab has it). A string is read as
+#: Keras's compile reads it: "accuracy" (or "acc") follows the loss, as reglab's does; any other goes
+#: through keras.metrics.get to one of these.
 METRICS = {
-    "accuracy": "accuracy",
-    "acc": "accuracy",
-    "BinaryAccuracy": "accuracy",
-    "CategoricalAccuracy": "accuracy",
-    "mse": "mse",
-    "mean_squared_error": "mse",
-    "MeanSquaredError": "mse",
-    "mae": "mae",
-    "mean_absolute_error": "mae",
-    "MeanAbsoluteError": "mae",
+    "BinaryAccuracy": ("accuracy", "binary"),  # thresholds every output: not reglab's argmax on softmax
+    "binary_accuracy": ("accuracy", "binary"),
+    "CategoricalAccuracy": ("accuracy", "multiclass"),  # argmax of one sigmoid unit: always right
+    "categorical_accuracy": ("accuracy", "multiclass"),
+    "MeanSquaredError": ("mse", None),
+    "mean_squared_error": ("mse", None),
+    "MeanAbsoluteError": ("mae", None),
+    "mean_absolute_error": ("mae", None),
 }
 
 # Configuration entries that do not change what is computed (seeds: reglab draws from its own keys).
@@ -93,6 +95,35 @@ def _keras():
 
 def _fail(message: str):
     raise ValueError(f"from_keras: {message}")
+
+
+def _keras_name(module, obj) -> str | None:
+    """The name under which ``module`` (keras.activations, keras.losses, keras.metrics) holds ``obj``
+    itself (a function) or ``obj``'s class (an instance); None when it is not Keras's own. The name
+    only finds Keras's object; identity decides, so a user's ``def relu`` is not Keras's relu."""
+    if isinstance(obj, type):  # a class itself, not an instance of it
+        return None
+    if inspect.isroutine(obj):
+        name = getattr(obj, "__name__", None)
+        return name if isinstance(name, str) and getattr(module, name, None) is obj else None
+    cls = type(obj)
+    return cls.__name__ if getattr(module, cls.__name__, None) is cls else None
+
+
+def _describe(obj) -> str:
+    """A value that is not Keras's own, in a message: a function by where it is defined
+    (``my_module.relu``), any other object by its class (``an instance of my_module.MyLoss``)."""
+    if inspect.isroutine(obj) and isinstance(getattr(obj, "__qualname__", None), str):
+        return f"{getattr(obj, '__module__', None) or '?'}.{obj.__qualname__}"
+    return f"an instance of {type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _as_int(value):
+    """``value`` as a Python int when it is an integer of any integer type (numpy's too, not bool);
+    else unchanged, for the check that follows to refuse by its own repr."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return value
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -126,9 +157,13 @@ class Population:
 
     def members(self, seeds: Iterable[int]) -> list[Member]:
         """One member per seed, each with the model's learning rate and techniques."""
-        if isinstance(seeds, (int, np.integer)) or not isinstance(seeds, Iterable):
+        if isinstance(seeds, (int, np.integer, str)) or not isinstance(seeds, Iterable):
             checks.fail("seeds", seeds, "a list of seeds such as range(20)")
-        return [Member(seed=int(s), learning_rate=self.learning_rate, techniques=self.techniques, label=f"seed {s}") for s in seeds]
+        seeds = [_as_int(s) for s in seeds]
+        for k, s in enumerate(seeds):
+            if not isinstance(s, int) or isinstance(s, bool):  # 1.7 is not seed 1
+                checks.fail(f"seeds[{k}]", s, "an integer")
+        return [Member(seed=s, learning_rate=self.learning_rate, techniques=self.techniques, label=f"seed {s}") for s in seeds]
 
     def fit(self, x, y, *, seeds: Iterable[int], epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0, validation_data=None, verbose: int = 0) -> FitResult:
         """Train one member per seed, all at once, as ``model.fit`` would train each.
@@ -168,7 +203,7 @@ class Population:
     def to_keras(self, n_inputs: int | None = None):
         """A fresh compiled Keras model of this description, with Keras's own initial weights
         (callbacks such as EarlyStopping are not part of a model: pass them to its ``fit``)."""
-        return _build_model(_keras(), self, self.architecture(n_inputs))
+        return _build_model(_keras(), self, self.architecture(_as_int(n_inputs)))
 
 
 @dataclass
@@ -203,7 +238,7 @@ class FitResult:
     def to_keras(self, i: int):
         """Member ``i`` (its position, not its seed) as a compiled Keras model with its weights:
         ``to_keras(i).predict(x)`` is ``predict(x)[i]``, and it can go on training in Keras."""
-        checks.integer("i", i, lo=0, hi=len(self.members) - 1)
+        i = checks.integer("i", _as_int(i), lo=0, hi=len(self.members) - 1)
         model = _build_model(_keras(), self.population, self.result.arch)
         model.set_weights([p[i].detach().cpu().numpy() for p in self.result.params])
         return model
@@ -214,11 +249,7 @@ def _n_features(x) -> int:
     return 1 if len(shape) == 1 else int(shape[-1])
 
 
-# ---------------------------------------------------------------------------------------------------
-# Reading a Keras model.
-
-
-def from_keras(model, callbacks: Iterable = ()) -> Population:
+def from_keras(model, callbacks: Iterable | None = ()) -> Population:
     """What ``model`` (compiled) and ``callbacks`` are in reglab's terms; :meth:`Population.fit`
     then trains it for many seeds at once.
 
@@ -226,19 +257,23 @@ def from_keras(model, callbacks: Iterable = ()) -> Population:
     one), the layers, kernel regularizers and constraints, optimizer and loss arguments and
     callbacks that registered techniques declare as their Keras counterparts; the compiled
     optimizer (Adam, AdamW, SGD), loss (binary_crossentropy, categorical_crossentropy, mse, mae)
-    and metrics (accuracy, mse, mae). Anything else is a ``ValueError`` naming it.
+    and metrics (accuracy, mse, mae). Activations, losses and metrics are Keras's own objects (or
+    Keras's names for them): a function or class of your own is refused even under a Keras name,
+    since reglab cannot know what it computes. ``callbacks`` is a list, as Keras's ``fit`` takes,
+    or one callback. Anything else is a ``ValueError`` naming it.
     """
     keras = _keras()
+    callbacks = _callback_list(keras, callbacks)
     chain, n_inputs = _chain(keras, model)
     if not getattr(model, "compiled", False):
         _fail("the model must be compiled (model.compile(optimizer, loss, metrics)): its optimizer and loss are part of what reglab trains")
-    dense, placed = _read_layers(chain)
+    dense, placed = _read_layers(keras, chain)
     n_hidden = len(dense) - 1
     loss, loss_values = _read_loss(keras, model.loss)
     task, head, _ = LOSSES[loss]
     activation = _check_activations(dense, loss, head)
     optimizer, learning_rate, optimizer_values = _read_optimizer(keras, model.optimizer)
-    metrics = _read_metrics(model.get_compile_config(), task)
+    metrics = _read_metrics(keras, model, task)
 
     # Every technique's values, gathered from wherever Keras keeps them (per-layer ones by position).
     found: dict[type[Technique], dict[str, Any]] = {}
@@ -321,7 +356,7 @@ def _chain(keras, model) -> tuple[list, int | None]:
     return chain, int(shape[1])
 
 
-def _read_layers(chain) -> tuple[list[_Dense], list[tuple[type[Technique], dict]]]:
+def _read_layers(keras, chain) -> tuple[list[_Dense], list[tuple[type[Technique], dict]]]:
     """The Dense layers, and every technique layer with its values placed by position."""
     noise = _counterparts("layer")
     dense: list[_Dense] = []
@@ -334,9 +369,9 @@ def _read_layers(chain) -> tuple[list[_Dense], list[tuple[type[Technique], dict]
         if policy != "float32":
             _fail(f"layer {layer.name!r} computes in {policy}; reglab trains in float32")
         if kind == "Dense":
-            dense.append(_read_dense(layer))
+            dense.append(_read_dense(keras, layer))
         elif kind == "Activation":
-            name = _activation_name(layer.activation)
+            name = _activation_name(keras, layer.name, layer.activation)
             if previous != "Dense" or dense[-1].activation != "linear":
                 _fail(f"layer {layer.name!r} (Activation) must follow a Dense layer without an activation of its own directly")
             dense[-1].activation = name
@@ -371,7 +406,7 @@ def _read_layers(chain) -> tuple[list[_Dense], list[tuple[type[Technique], dict]
     return dense, placed
 
 
-def _read_dense(layer) -> _Dense:
+def _read_dense(keras, layer) -> _Dense:
     config = layer.get_config()
     kernel_init = config["kernel_initializer"]["class_name"] if isinstance(config["kernel_initializer"], dict) else config["kernel_initializer"]
     bias_init = config["bias_initializer"]["class_name"] if isinstance(config["bias_initializer"], dict) else config["bias_initializer"]
@@ -384,11 +419,23 @@ def _read_dense(layer) -> _Dense:
         _fail(f"layer {layer.name!r}: Dense(activity_regularizer=...) is not supported; reglab reads kernel_regularizer")
     read = ("units", "activation", "kernel_initializer", "bias_initializer", "kernel_regularizer", "kernel_constraint")
     _check_defaults(f"layer {layer.name!r}: ", "Dense", type(layer), config, read)
-    return _Dense(layer.name, int(layer.units), _activation_name(layer.activation), layer)
+    return _Dense(layer.name, int(layer.units), _activation_name(keras, layer.name, layer.activation), layer)
 
 
-def _activation_name(fn) -> str:
-    return getattr(fn, "__name__", type(fn).__name__)
+def _activation_name(keras, layer_name: str, fn) -> str:
+    """reglab's name for Keras's own activation ``fn`` (what a Dense or Activation layer holds once
+    Keras has resolved a name); Keras's own that reglab lacks keep their Keras name, for the
+    checks after to refuse where they stand. Anything else is refused here."""
+    for name in ACTIVATIONS:
+        try:
+            if fn is keras.activations.get(name):
+                return name
+        except ValueError:  # pragma: no cover (a reglab activation Keras does not have)
+            continue
+    name = _keras_name(keras.activations, fn)
+    if name is None:
+        _fail(f"layer {layer_name!r}: activation {_describe(fn)} is not one of Keras's activations; supported: {', '.join(ACTIVATIONS)}, as Keras's names or its functions in keras.activations")
+    return name
 
 
 def _check_activations(dense: list[_Dense], loss: str, head: str) -> str:
@@ -452,20 +499,23 @@ def _read_optimizer(keras, opt) -> tuple[Adam | SGD, float, list]:
 
 
 def _read_loss(keras, loss) -> tuple[str, list]:
-    """reglab's loss name, and the loss object's arguments that techniques declare."""
+    """reglab's loss name, and the loss object's arguments that techniques declare. The loss is
+    Keras's own (a name, a function of keras.losses, an instance of exactly its class); a user's
+    ``def mse`` or subclass computes what reglab cannot know, and is refused."""
     if isinstance(loss, str):
         try:
             loss = keras.losses.get(loss)
         except ValueError:
             _fail(f"loss {loss!r} is not supported; supported losses: {_LOSS_HELP}")
+    keras_name = _keras_name(keras.losses, loss)
+    if keras_name is None:
+        _fail(f"loss {_describe(loss)} is not one of Keras's losses; supported losses: {_LOSS_HELP}, {_LOSS_FORMS}")
     classes = {cls_name: name for name, (_, _, cls_name) in LOSSES.items()}
-    if isinstance(loss, keras.losses.Loss) and type(loss).__name__ in classes:
-        cls_name = type(loss).__name__
+    if keras_name in classes:
+        cls_name = keras_name
         name, config = classes[cls_name], loss.get_config()
-    elif callable(loss) and not isinstance(loss, keras.losses.Loss):
-        name, cls_name, config = _LOSS_NAMES.get(loss.__name__, loss.__name__), None, {}
-    else:
-        name, cls_name, config = type(loss).__name__, None, {}
+    else:  # a function of keras.losses, or a Keras class reglab does not read
+        name, cls_name, config = _LOSS_NAMES.get(keras_name, keras_name), None, {}
     if name not in LOSSES:
         _fail(f"loss {name!r} is not supported; supported losses: {_LOSS_HELP}")
     techniques = _counterparts("loss").get(cls_name, [])
@@ -475,23 +525,62 @@ def _read_loss(keras, loss) -> tuple[str, list]:
     return name, [(cls, {field: config[arg] for arg, field in cls.keras.args.items() if arg in config}) for cls in techniques]
 
 
-def _read_metrics(compile_config: dict, task: str) -> tuple[str, ...]:
+def _read_metrics(keras, model, task: str) -> tuple[str, ...]:
+    compile_config = model.get_compile_config()
     for key in ("loss_weights", "weighted_metrics"):
         if compile_config.get(key) is not None:
             _fail(f"compile({key}=...) is not supported; reglab trains one output with unweighted metrics")
-    metrics = compile_config.get("metrics") or []
+    # The metrics as compile() took them: get_compile_config() has them only serialized, where a
+    # user's class reads as its name and every function as "function".
+    metrics = model._compile_config.config.get("metrics") or []
+    if isinstance(metrics, dict):
+        _fail(f"compile(metrics={{...}}) by output name is not supported; reglab trains one output: give a list such as {list(metrics.values())[0]!r}")
     out = []
     for m in metrics if isinstance(metrics, (list, tuple)) else [metrics]:
-        name = m.get("class_name") if isinstance(m, dict) else m if isinstance(m, str) else type(m).__name__
-        ours = METRICS.get(name)
-        if isinstance(m, dict) and ours is not None:
-            keras = _keras()
-            _check_defaults("metric ", name, getattr(keras.metrics, name), m.get("config", {}), ())
-        if ours not in METRICS_FOR_TASK[task]:
-            _fail(f"metric {name!r} is not supported for the {task} task; supported: {', '.join(METRICS_FOR_TASK[task])}")
+        ours = _read_metric(keras, m, task)
         if ours not in out:
             out.append(ours)
     return tuple(out)
+
+
+def _read_metric(keras, m, task: str) -> str:
+    """reglab's metric for ``m``: a name as Keras's compile reads it, or Keras's own metric."""
+    allowed = [k for k, (ours, only) in METRICS.items() if ours in METRICS_FOR_TASK[task] and only in (None, task)]
+    supported = f"{', '.join(METRICS_FOR_TASK[task])} (as Keras's names, or Keras's own {', '.join(allowed)} from keras.metrics)"
+    if isinstance(m, str):
+        if m.lower() in ("accuracy", "acc"):  # Keras's compile picks binary or categorical accuracy by the loss, as reglab
+            ours, obj = "accuracy", None
+        else:
+            try:
+                obj = keras.metrics.get(m)
+            except ValueError:
+                _fail(f"metric {m!r} is not supported for the {task} task; supported: {supported}")
+            ours, only = METRICS.get(_keras_name(keras.metrics, obj), (None, None))
+            ours = ours if only in (None, task) else None
+        if ours not in METRICS_FOR_TASK[task]:
+            _fail(f"metric {m!r} is not supported for the {task} task; supported: {supported}")
+    else:
+        obj, name = m, _keras_name(keras.metrics, m)
+        if name is None:
+            _fail(f"metric {_describe(m)} is not one of Keras's metrics; supported for the {task} task: {supported}")
+        ours, only = METRICS.get(name, (None, None))
+        if ours not in METRICS_FOR_TASK[task] or only not in (None, task):
+            _fail(f"metric {name!r} is not supported for the {task} task; supported: {supported}")
+    if obj is not None and not inspect.isroutine(obj):
+        _check_defaults("metric ", type(obj).__name__, type(obj), obj.get_config(), ())
+    return ours
+
+
+def _callback_list(keras, callbacks) -> list:
+    """``callbacks`` as a list: one callback is a list of one (Keras's ``fit`` takes a list only,
+    but one callback can mean nothing else); None is none."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, keras.callbacks.Callback):
+        return [callbacks]
+    if isinstance(callbacks, (str, bytes, dict)) or not isinstance(callbacks, Iterable):
+        _fail(f"callbacks must be a list of Keras callbacks such as [keras.callbacks.EarlyStopping(patience=20)], or one callback, got {callbacks!r}")
+    return list(callbacks)
 
 
 def _read_callbacks(callbacks: Iterable) -> list[tuple[type[Technique], dict]]:
