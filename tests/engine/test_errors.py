@@ -86,3 +86,16 @@ def test_multiclass_labels_out_of_range():
 def test_a_technique_twice_in_one_member():
     members = [Member(0, techniques=[L2(0.1), L2(0.2)])]
     assert message(lambda: fit(members=members)) == "techniques: each technique may appear once per member, got l2 twice"
+
+
+@pytest.mark.parametrize(
+    "task,n_outputs,y,expected",
+    [
+        ("multiclass", 3, np.eye(2)[np.arange(20) % 2], "y: must be one-hot rows of 3 columns (the model's 3 classes) or integer labels 0..2, got 2 columns (shape (20, 2))"),
+        ("multiclass", 3, np.full((20, 3), 1 / 3), "y: rows of 3 columns must be one-hot (a single 1), got [0.3333333333333333, 0.3333333333333333, 0.3333333333333333]"),
+        ("binary", 1, np.eye(2)[np.arange(20) % 2], "y: must be 0/1 labels in one column (the model's one sigmoid unit), got 2 columns (shape (20, 2))"),
+    ],
+)
+def test_targets_of_the_wrong_width_say_so(task, n_outputs, y, expected):
+    arch = Architecture(n_inputs=2, hidden=(4,), task=task, n_outputs=n_outputs)
+    assert message(lambda: train(arch, [Member(seed=0)], X, y, epochs=1)) == expected

@@ -56,14 +56,24 @@ def targets(name: str, y, arch: Architecture, n_members: int, x: torch.Tensor | 
     if arch.task == "binary":
         if arr.ndim == labels_ndim + 1 and arr.shape[-1] == 1:
             arr = arr[..., 0]
+        if arr.ndim == labels_ndim + 1:
+            raise ValueError(f"{name}: must be 0/1 labels in one column (the model's one sigmoid unit), got {arr.shape[-1]} columns (shape {arr.shape})")
         bad = (arr != 0) & (arr != 1)
         if bad.any():
             raise ValueError(f"{name}: must hold binary labels 0 or 1, got {arr[bad].flat[0]:g}")
         out = arr[..., None]
     elif arch.task == "multiclass":
         C = arch.n_outputs
-        if arr.ndim == labels_ndim + 1 and arr.shape[-1] == C and np.isin(arr, (0, 1)).all() and (arr.sum(-1) == 1).all():
-            out = arr  # already one-hot
+        if arr.ndim == labels_ndim + 1:  # rows of columns: one-hot, C of them
+            if arr.shape[-1] != C:
+                raise ValueError(
+                    f"{name}: must be one-hot rows of {C} columns (the model's {C} classes) or integer labels 0..{C - 1}, "
+                    f"got {arr.shape[-1]} columns (shape {arr.shape})"
+                )
+            if not (np.isin(arr, (0, 1)).all() and (arr.sum(-1) == 1).all()):
+                row = arr.reshape(-1, C)[~(np.isin(arr, (0, 1)).all(-1) & (arr.sum(-1) == 1)).reshape(-1)][0]
+                raise ValueError(f"{name}: rows of {C} columns must be one-hot (a single 1), got {row.tolist()}")
+            out = arr
         else:
             bad = (arr != np.round(arr)) | (arr < 0) | (arr >= C)
             if bad.any():
