@@ -177,9 +177,16 @@ def test_mc_predict_of_the_estimator(moons):
     assert mean.shape == (120, 1) and (std > 0).any()
 
 
-@pytest.mark.parametrize("samples", [0, -1, 2.5, True])
+@pytest.mark.parametrize("samples", [0, -1, 2.5, True, 10_001, 10**9])
 def test_mc_predict_refuses_a_bad_number_of_passes(moons, samples):
     X, y = moons
     clf = MLPClassifier(**dict(FAST, epochs=2), dropout=0.2).fit(X, y)
-    with pytest.raises(ValueError, match=r"^samples: must be an integer >= 1 \(the number of stochastic passes\), got "):
+    with pytest.raises(ValueError, match=rf"^samples: must be an integer in \[1, 10000\], got {samples!r}$"):
         clf.mc_predict(X[:5], samples)
+    assert clf.mc_predict(X[:5], np.int64(3))[1].shape == (5, 1)  # any integer type
+
+
+def test_mc_predict_refuses_a_model_without_dropout(moons):
+    clf = MLPClassifier(**dict(FAST, epochs=2)).fit(*moons)
+    with pytest.raises(ValueError, match=r"^mc_predict: no member has dropout or gaussian_dropout above 0, so every pass would be the same; MC dropout samples them$"):
+        clf.mc_predict(moons[0][:5])

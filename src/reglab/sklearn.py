@@ -200,8 +200,6 @@ class _MLP(BaseEstimator):
     def mc_predict(self, X, samples: int = 50):
         """MC dropout: mean and standard deviation of ``samples`` passes with dropout on."""
         check_is_fitted(self, "coefs_")
-        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-            raise ValueError(f"samples: must be an integer >= 1 (the number of stochastic passes), got {samples!r}")
         X = validate_data(self, X, reset=False, dtype=np.float64)
         params = [torch.from_numpy(c).unsqueeze(0) for c in self.coefs_]
         mean, std = mc_predict(self.arch_, params, [self._techniques()], [self._seed()], X.astype(np.float32), samples)

@@ -274,3 +274,6 @@ def test_mc_dropout_is_batched_pure_and_deterministic(moons):
     alone = train(ARCH, [members[0]], X, y, epochs=5).mc_predict(X, samples=30)
     np.testing.assert_array_equal(alone[0][0], mean[0])
     assert not np.allclose(result.mc_predict(X, samples=31)[0][0], mean[0])  # more passes, another average
+    without = train(ARCH, [members[1], Member(seed=3, techniques=(Dropout(0.0),))], X, y, epochs=1)
+    with pytest.raises(ValueError, match="^mc_predict: no member has dropout or gaussian_dropout above 0"):
+        without.mc_predict(X)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from . import checks
 from .arrays import features, targets
 from .losses import Metric, SampleFn, member_mean
 from .members import Member
@@ -142,20 +143,29 @@ def evaluate_params(
 
 
 MC_EPOCH = -1  # pass t of MC dropout draws its masks with the key (seed, ..., epoch=-1, step=t)
+MC_MAX_PASSES = 10_000  # more passes than this add nothing but time
 
 
 def mc_predict(arch: Architecture, params: list[torch.Tensor], techniques, seeds, x, samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation over ``samples`` passes of every member with its dropout on.
+    """Mean and standard deviation over ``samples`` passes (1 to :data:`MC_MAX_PASSES`) of every
+    member with its dropout on; a member without dropout gets its plain prediction and a deviation
+    of 0, and a population where no member has any is refused.
 
     Each pass runs all members at once; pass t of member k draws the masks keyed by
     ``(seed_k, epoch=-1, step=t, layer)``, keys that training never uses, so the passes are the
     same whoever is predicted alongside. Rows are not chunked (a row's mask depends on its place).
     """
     from .pieces import StepContext, stack_pieces
+    from .registry import techniques as registered
 
+    samples = checks.integer("samples", int(samples) if isinstance(samples, np.integer) else samples, lo=1, hi=MC_MAX_PASSES)
     k = params[0].shape[0]
     device = params[0].device
-    kept = [tuple(t for t in ts if t.mc_sample) for ts in techniques]
+    # Only the techniques that are on (an experiment file's notion: not all settings at "off").
+    kept = [tuple(t for t in ts if t.mc_sample and type(t).from_variant(t.to_variant()) is not None) for ts in techniques]
+    if not any(kept):  # a member without gets its plain prediction and a deviation of 0
+        names = " or ".join(sorted(t.name for t in registered() if t.mc_sample))
+        raise ValueError(f"mc_predict: no member has {names} above 0, so every pass would be the same; MC dropout samples them")
     pieces = stack_pieces(kept, arch, device, {})
     X = features("x", x, arch, k).to(device)
     xs = X.expand(k, *X.shape) if X.dim() == 2 else X

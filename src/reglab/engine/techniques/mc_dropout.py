@@ -15,7 +15,7 @@ import torch
 from .. import checks
 from ..pieces import Inert, Piece
 from ..registry import register
-from ..results import mc_predict
+from ..results import MC_MAX_PASSES, mc_predict
 from ..technique import Technique, setting
 
 # Added to MC dropout's predictive variance in the Gaussian NLL, so that a member whose passes agree
@@ -67,7 +67,7 @@ class MCDropout(Technique):
 
     # Not a scikit-learn parameter: the estimators' mc_predict(X, samples) does it, and a
     # predict() that sampled masks by row position would depend on the other rows.
-    passes: int = setting(50, checks.integer_rule(lo=0, hi=10_000), "stochastic passes with dropout on at prediction time, averaged (0: off)", off=0, sklearn=None)
+    passes: int = setting(50, checks.integer_rule(lo=0, hi=MC_MAX_PASSES), "stochastic passes with dropout on at prediction time, averaged (0: off)", off=0, sklearn=None)
     name = "mc_dropout"
     reference = "Gal & Ghahramani 2016; Keras: model(x, training=True) in a loop"
     report = frozenset({"mc_bands"})
