@@ -4,6 +4,7 @@ that runs no task and one 2-CPU worker node, all on 127.0.0.1)."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -280,3 +281,48 @@ def test_demo_takes_ray_or_workers(monkeypatch, tmp_path, capsys):
     assert seen["ray"] == RayOptions(address="127.0.0.1:6379", cpus=2.0, gpus=0.0)
     assert main(["demo", "--quiet", "--workers", "2", "--ray"]) == 2
     assert capsys.readouterr().err == "reglab: --workers 2 and --ray: give one (worker processes here, or tasks on a Ray cluster)\n"
+
+
+def test_an_address_that_answers_but_is_not_a_ray_head_is_one_line(tmp_path, capsys):
+    """A web server where the head should be: refused at once (ray.init would retry for minutes,
+    printing Ray's own log), one line, nothing written."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(10)
+    port = server.getsockname()[1]
+
+    def answer_like_a_web_server():
+        with server:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=answer_like_a_web_server, daemon=True)
+    thread.start()
+    out = tmp_path / "out"
+    assert main(["run", str(experiment_file(tmp_path)), "--out", str(out), "--ray", f"127.0.0.1:{port}"]) == 2
+    thread.join(10)
+    assert capsys.readouterr().err == (
+        f"reglab: --ray: what answers at 127.0.0.1:{port} is not a Ray cluster's head (it does not speak gRPC); "
+        "give the head's GCS address (port 6379 unless `ray start --head --port` said otherwise)\n"
+    )
+    assert not out.exists()
+
+
+def test_ray_s_own_messages_stay_out_of_the_terminal_when_joining_fails(ray_cluster, tmp_path, capfd, monkeypatch):
+    """What Ray's core writes to standard error while joining goes to a file the one line names."""
+    import ray
+
+    def failing_init(**kwargs):
+        os.write(2, b"[2026-12-05 W] rpc_client.h:153: Failed to connect to GCS\n" * 20)
+        raise ConnectionError("Failed to connect to Ray cluster")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", failing_init)
+    assert main(["run", str(experiment_file(tmp_path)), "--out", str(tmp_path / "out"), "--ray", ray_cluster.address]) == 2
+    err = capfd.readouterr().err
+    prefix = f"reglab: --ray: cannot join the Ray cluster at {ray_cluster.address}: Failed to connect to Ray cluster (Ray's own messages: "
+    assert err.startswith(prefix) and err.endswith(")\n") and err.count("\n") == 1, err
+    log = Path(err[len(prefix) : -2])
+    assert log.read_text().count("Failed to connect to GCS") == 20
+    log.unlink()

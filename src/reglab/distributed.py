@@ -59,10 +59,34 @@ def check_address(address: str, timeout: float = 5.0) -> None:
     if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UserError(f"--ray: {address!r} is not an address; give HOST:PORT of a Ray cluster's head (e.g. 127.0.0.1:6379), auto, or no address to start a local one")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            speaks = _speaks_grpc(sock)
     except OSError as err:
         reason = err.strerror or type(err).__name__
         raise UserError(f"--ray: no Ray cluster answers at {address} ({reason}); start one with `ray start --head`, or give no address to start a local one") from None
+    if not speaks:
+        raise UserError(
+            f"--ray: what answers at {address} is not a Ray cluster's head (it does not speak gRPC); "
+            "give the head's GCS address (port 6379 unless `ray start --head --port` said otherwise)"
+        )
+
+
+# An HTTP/2 client's opening: the preface and an empty SETTINGS frame.
+_HTTP2_OPENING = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(sock: socket.socket) -> bool:
+    """Whether the server on ``sock`` answers an HTTP/2 opening with a SETTINGS frame, as every
+    gRPC server (a Ray head's GCS, Ray Client) must. Something else there would leave ``ray.init``
+    retrying for minutes."""
+    sock.sendall(_HTTP2_OPENING)
+    header = b""
+    while len(header) < 9:  # a frame header: length (3), type (1), flags (1), stream (4)
+        chunk = sock.recv(9 - len(header))
+        if not chunk:
+            return False
+        header += chunk
+    return header[3] == 4  # SETTINGS
 
 
 @contextmanager
@@ -75,17 +99,44 @@ def connected(options: RayOptions) -> Iterator[Cluster]:
         check_address(options.address)
     started = not ray.is_initialized()
     if started:
-        try:
-            ray.init(address=options.address or "local", logging_level="error", log_to_driver=False, include_dashboard=False)
-        except (ConnectionError, RuntimeError, TimeoutError) as err:  # no Ray there, another Ray version...
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            what = f"join the Ray cluster at {options.address}" if options.address else "start a local Ray instance"
-            raise UserError(f"--ray: cannot {what}: {reason}") from None
+        with _stderr_to_file() as log:
+            try:
+                ray.init(address=options.address or "local", logging_level="error", log_to_driver=False, include_dashboard=False)
+            except (ConnectionError, RuntimeError, TimeoutError) as err:  # no Ray there, another Ray version...
+                reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                what = f"join the Ray cluster at {options.address}" if options.address else "start a local Ray instance"
+                raise UserError(f"--ray: cannot {what}: {reason} (Ray's own messages: {log})") from None
     try:
         yield Cluster(ray, options)
     finally:
         if started:
             ray.shutdown()
+
+
+@contextmanager
+def _stderr_to_file() -> Iterator[str]:
+    """Send what is written to this process's standard error (Ray's C++ core writes its retries
+    there, ~20 lines for an address that is not a Ray head) to a file while joining; yields its
+    path, for a message that says where to look (the file is removed when joining succeeds)."""
+    import os
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    fd, path = tempfile.mkstemp(prefix="reglab-ray-", suffix=".log")
+    saved = os.dup(2)
+    os.dup2(fd, 2)
+    failed = True
+    try:
+        yield path
+        failed = False
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
+        if not failed:  # kept only for the message of a failed join
+            os.unlink(path)
 
 
 class Cluster:
