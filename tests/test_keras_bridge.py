@@ -642,3 +642,30 @@ def test_without_keras_the_bridge_says_how_to_get_it(monkeypatch):
     assert str(err.value) == 'reglab.keras needs Keras: pip install "reglab[keras]"'
     with pytest.raises(ImportError):
         Population((8,), "relu", "binary", 1, (), Adam(), 0.01, "binary_crossentropy", (), n_inputs=2).to_keras()
+
+
+def _lookalike_cases(keras):
+    """(what the bridge reads, a model or callback built with a same-named subclass, the refused class's place)."""
+    from keras import callbacks, constraints, layers, regularizers
+
+    subclass = lambda base: type(base.__name__, (base,), {})  # a user's class of Keras's name  # noqa: E731
+    Dense, Dropout, L1 = subclass(layers.Dense), subclass(layers.Dropout), subclass(regularizers.L1)
+    MaxNorm, EarlyStopping = subclass(constraints.MaxNorm), subclass(callbacks.EarlyStopping)
+    head = lambda: layers.Dense(1, activation="sigmoid")  # noqa: E731
+    return [
+        ("layer 'hidden':", [Dense(8, name="hidden"), head()], [], Dense, layers),
+        ("layer 'hidden':", [layers.Dense(8), Dropout(0.2, name="hidden"), head()], [], Dropout, layers),
+        ("layer 'hidden': kernel_regularizer", [layers.Dense(8, name="hidden", kernel_regularizer=L1(0.01)), head()], [], L1, regularizers),
+        ("layer 'hidden': kernel_constraint", [layers.Dense(8, name="hidden", kernel_constraint=MaxNorm(2.0)), head()], [], MaxNorm, constraints),
+        ("callback", [layers.Dense(8), head()], [EarlyStopping(patience=3)], EarlyStopping, callbacks),
+    ]
+
+
+def test_layers_regularizers_constraints_and_callbacks_are_keras_own_classes(keras):
+    """A user's subclass named like Keras's Dense, Dropout, L1, MaxNorm or EarlyStopping is not read
+    as Keras's: the name finds Keras's class, identity decides."""
+    for what, layers, callbacks, cls, module in _lookalike_cases(keras):
+        with pytest.raises(ValueError) as err:
+            from_keras(compiled(keras, *layers), callbacks=callbacks)
+        name = cls.__name__
+        assert str(err.value) == f"from_keras: {what} {cls.__module__}.{cls.__qualname__} is named like {module.__name__}.{name} but is not it; reglab reads Keras's own"

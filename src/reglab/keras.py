@@ -110,6 +110,18 @@ def _keras_name(module, obj) -> str | None:
     return cls.__name__ if getattr(module, cls.__name__, None) is cls else None
 
 
+def _class_name(module, obj, what: str) -> str:
+    """``obj``'s class name, for the tables that map classes to techniques. A class named like one
+    of Keras's own in ``module`` (keras.layers, keras.regularizers...) without being it, a user's
+    subclass or look-alike, is refused: reglab cannot know what it computes. Names Keras does not
+    have stay for the counterparts a registered technique may declare."""
+    cls = type(obj)
+    own = getattr(module, cls.__name__, None)
+    if own is not None and own is not cls:
+        _fail(f"{what} {cls.__module__}.{cls.__qualname__} is named like {module.__name__}.{cls.__name__} but is not it; reglab reads Keras's own")
+    return cls.__name__
+
+
 def _describe(obj) -> str:
     """A value that is not Keras's own, in a message: a function by where it is defined
     (``my_module.relu``), any other object by its class (``an instance of my_module.MyLoss``)."""
@@ -277,7 +289,7 @@ def from_keras(model, callbacks: Iterable | None = ()) -> Population:
 
     # Every technique's values, gathered from wherever Keras keeps them (per-layer ones by position).
     found: dict[type[Technique], dict[str, Any]] = {}
-    for cls, values in (*placed, *_read_kernel_objects(dense), *optimizer_values, *loss_values, *_read_callbacks(callbacks)):
+    for cls, values in (*placed, *_read_kernel_objects(keras, dense), *optimizer_values, *loss_values, *_read_callbacks(keras, callbacks)):
         for field, value in values.items():
             slot = found.setdefault(cls, {})
             if isinstance(value, _AtLayers):
@@ -364,7 +376,7 @@ def _read_layers(keras, chain) -> tuple[list[_Dense], list[tuple[type[Technique]
     at_position: dict[int, list[type[Technique]]] = {}
     previous = None
     for layer in chain:
-        kind = type(layer).__name__
+        kind = _class_name(keras.layers, layer, f"layer {layer.name!r}:")
         policy = getattr(getattr(layer, "dtype_policy", None), "name", "float32")
         if policy != "float32":
             _fail(f"layer {layer.name!r} computes in {policy}; reglab trains in float32")
@@ -455,7 +467,7 @@ def _check_activations(dense: list[_Dense], loss: str, head: str) -> str:
     return hidden[0].activation if hidden else "relu"
 
 
-def _read_kernel_objects(dense: list[_Dense]) -> list[tuple[type[Technique], dict]]:
+def _read_kernel_objects(keras, dense: list[_Dense]) -> list[tuple[type[Technique], dict]]:
     """Each Dense layer's kernel regularizer and constraint, as technique values by Dense index."""
     out = []
     for kind in ("kernel_regularizer", "kernel_constraint"):
@@ -464,7 +476,8 @@ def _read_kernel_objects(dense: list[_Dense]) -> list[tuple[type[Technique], dic
             obj = getattr(d.layer, kind)
             if obj is None:
                 continue
-            name = type(obj).__name__
+            module = keras.regularizers if kind == "kernel_regularizer" else keras.constraints
+            name = _class_name(module, obj, f"layer {d.name!r}: {kind}")
             if name not in known:
                 _fail(f"layer {d.name!r}: {kind} {name} is not supported; supported: {', '.join(sorted(known))}")
             config = obj.get_config()
@@ -583,11 +596,11 @@ def _callback_list(keras, callbacks) -> list:
     return list(callbacks)
 
 
-def _read_callbacks(callbacks: Iterable) -> list[tuple[type[Technique], dict]]:
+def _read_callbacks(keras, callbacks: Iterable) -> list[tuple[type[Technique], dict]]:
     known = _counterparts("callback")
     out, seen = [], set()
     for cb in callbacks:
-        name = type(cb).__name__
+        name = _class_name(keras.callbacks, cb, "callback")
         if name not in known:
             _fail(f"callback {name} is not supported; supported callbacks: {', '.join(sorted(known))}")
         if name in seen:
