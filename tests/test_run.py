@@ -439,7 +439,7 @@ learning_rate = 0.01
 def test_variant_names_are_text_end_to_end(tmp_path, capsys):
     """Names that pandas would guess to be numbers or missing values, and names that look like
     rich markup, stay the names that were written: in show, in the report, in the summary."""
-    names = ["1.0", "1.00", "1", "2", "NA", "None", "", "[/]", "[bold]x"]
+    names = ["1.0", "1.00", "1", "2", "NA", "None", "[/]", "[bold]x"]  # "" is refused (tests/corpus/variant-name-empty)
     p = tmp_path / "names.toml"
     p.write_text(NAMES_EXPERIMENT.format(name="names", variants="".join(f'[[variant]]\nname = "{n}"\n' for n in names)))
     assert run_cli(capsys, "run", p, "--out", tmp_path / "out", "--quiet")[0] == 0

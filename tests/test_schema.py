@@ -131,7 +131,8 @@ def test_validate_and_run_refuse_every_invalid_value_alike(tmp_path, capsys, pat
 )
 def test_swept_values_are_checked_as_if_written_in_the_variant(tmp_path, capsys, sweep, message):
     exp = tmp_path / "bad.toml"
-    exp.write_text(tomli_w.dumps({**VALID, "sweep": sweep}))
+    swept = {"name": "v", "early_stopping": {}}  # sets no swept key itself (that would be refused first)
+    exp.write_text(tomli_w.dumps({**VALID, "variant": [swept], "sweep": sweep}))
     assert main(["validate", str(exp)]) == 2
     assert capsys.readouterr().err == f"reglab: {exp}: {message}\n"
     assert main(["run", str(exp), "--out", str(tmp_path / "out"), "--quiet"]) == 2
