@@ -7,13 +7,20 @@ many bytes of JSON header, padding to a multiple of 4, then the payload the head
 a frame is only drawn when the previous one has been sent, so a slow browser gets fewer frames,
 never a queue of them. Each connection has its own session and temporary folder, removed when
 the page goes away.
+
+Only the page's own origin gets in: a request whose ``Host`` is not this server's address (a
+DNS-rebinding name) and a WebSocket whose ``Origin`` is another site's are refused with a 403 and
+one line in the log, before anything else sees them (:class:`OwnOriginOnly`). Whatever goes wrong
+with one message is one ``error`` line to the page, and the connection stays open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import ipaddress
 import json
+import logging
 import shutil
 import struct
 import tempfile
@@ -21,9 +28,11 @@ import threading
 import time
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
-from starlette.responses import FileResponse
+from starlette.middleware import Middleware
+from starlette.responses import FileResponse, PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -32,6 +41,8 @@ from ..errors import UserError
 from .session import CAPS, DATASETS, DEFAULT_SETUP, GENERATED, Session, technique_controls
 
 STATIC = Path(str(resources.files("reglab.playground").joinpath("static")))
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # the names of this machine a page may be served under
+ERROR_CHARS = 500  # an error line to the page is cut here (it may quote what the page sent)
 
 
 def encode_frame(header: dict, payload: bytes) -> bytes:
@@ -87,7 +98,7 @@ class Connection:
                     except Exception as err:  # noqa: BLE001  (an internal error: the page hears of it, the server goes on)
                         with self.flags:
                             self.playing, self.steps = False, 0
-                        self.say({"type": "error", "message": f"training stopped: {type(err).__name__}: {err}"})
+                        self.error(f"training stopped: {type(err).__name__}: {err}")
                         self.say({"type": "playing", "playing": False})
         finally:
             with self.lock:
@@ -134,6 +145,11 @@ class Connection:
             self.outbox.append(json.dumps(message))
         self._notify()
 
+    def error(self, text: str) -> None:
+        """Say what went wrong, in one line (line breaks in what it quotes become spaces)."""
+        line = " ".join(text.splitlines())
+        self.say({"type": "error", "message": line if len(line) <= ERROR_CHARS else line[: ERROR_CHARS - 1] + "\u2026"})
+
     async def send(self) -> None:
         while True:
             await self.ready.wait()
@@ -151,22 +167,20 @@ class Connection:
                 self.wake.set()
 
     async def receive(self) -> None:
+        """Handle the page's messages in turn. Whatever goes wrong with one, a mistake in it or a
+        bug it finds, is one error line to the page; the connection stays open for the next."""
         while True:
             raw = await self.ws.receive()
             if raw["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(raw.get("code", 1000))
-            text = raw.get("text")
             try:
-                if text is None:
-                    raise UserError("message: must be JSON text, got a binary message")
-                message = json.loads(text)
-                if not isinstance(message, dict):
-                    raise UserError(f"message: must be a JSON object with a type, got {text[:80]!r}")
-                await self.handle(message)
+                await self.handle(parse_message(raw))
             except UserError as err:
-                self.say({"type": "error", "message": str(err)})
-            except (json.JSONDecodeError, KeyError) as err:  # a malformed message
-                self.say({"type": "error", "message": f"message: not understood ({type(err).__name__}: {err})"})
+                self.error(str(err))
+            except (ValueError, KeyError, TypeError) as err:  # a malformed message: not JSON, a part missing or of the wrong kind
+                self.error(f"message: not understood ({type(err).__name__}: {err})")
+            except Exception as err:  # noqa: BLE001  (a bug a message found: the page hears of it, the connection goes on)
+                self.error(f"message: failed ({type(err).__name__}: {err})")
 
     async def handle(self, message: dict) -> None:
         kind = message.get("type")
@@ -193,7 +207,7 @@ class Connection:
                 setup = copy.deepcopy(self.session.setup or DEFAULT_SETUP)
                 setup["data"]["dataset"] = "upload"
                 await self.apply(setup)
-            except UserError:
+            except Exception:
                 self.session.upload, self.session.upload_version = before  # a refused file changes nothing
                 raise
         else:
@@ -247,6 +261,94 @@ class Connection:
             self.wake.set()
 
 
+def parse_message(raw: dict) -> dict:
+    """A control message: a JSON object, in strict JSON (NaN and Infinity, which the page never
+    sends, are refused here rather than met deep in a setup or echoed back as invalid JSON)."""
+    text = raw.get("text")
+    if text is None:
+        raise UserError("message: must be JSON text, got a binary message")
+    message = json.loads(text, parse_constant=_not_json)
+    if not isinstance(message, dict):
+        raise UserError(f"message: must be a JSON object with a type, got {text[:80]!r}")
+    return message
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+# -- who may connect --------------------------------------------------------------------------------
+
+
+def refusal(scope) -> str | None:
+    """Why a request may not come in, or None: its ``Host`` must name the address it reached (this
+    machine's loopback names, if it is a loopback address) and that port, so that no other site's
+    name that resolves here (DNS rebinding) gets in; a WebSocket's ``Origin``, if it has one, must be
+    the page's own, so that no other site's page drives this one. A client that sends no Origin is
+    not a browser (browsers always send one with a WebSocket); it gets what a script on this
+    machine could do anyway."""
+    if not scope.get("server") or scope["server"][1] is None:  # a Unix socket: no address to check against
+        return "the server's address is unknown"
+    name, port = scope["server"]
+    name = name.lower()
+    try:
+        ip = ipaddress.ip_address(name)
+        ip = getattr(ip, "ipv4_mapped", None) or ip  # an IPv4 client of a dual-stack server
+        name, loopback = str(ip), ip.is_loopback
+    except ValueError:  # a name: what a test client reports
+        loopback = name in LOOPBACK
+    names = {name, *LOOPBACK} if loopback else {name}
+    secure = scope.get("scheme") in ("https", "wss")
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+    host = headers.get("host", "")
+    if _address(f"//{host}", secure) not in {(n, port) for n in names}:
+        return f"Host {host[:100]!r} is not this server's ({_netloc(name, port)})"
+    origin = headers.get("origin")
+    if scope["type"] == "websocket" and origin is not None:
+        if not origin.lower().startswith("https://" if secure else "http://") or _address(origin, secure) not in {(n, port) for n in names}:
+            return f"Origin {origin[:100]!r} is not this page's ({'https' if secure else 'http'}://{_netloc(name, port)})"
+    return None
+
+
+def _address(url: str, secure: bool) -> tuple[str, int] | None:
+    """``(host, port)`` of ``//host[:port]`` or ``scheme://host[:port]``, the port the scheme's if
+    not given; None for anything more (a path, a user) or less."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if secure else 80)
+    except ValueError:  # a port that is not a number
+        return None
+    if not parts.hostname or parts.path or parts.query or parts.fragment or "@" in parts.netloc:
+        return None
+    return parts.hostname, port
+
+
+def _netloc(name: str, port: int) -> str:
+    return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
+
+
+class OwnOriginOnly:
+    """ASGI middleware: a request :func:`refusal` gives a reason for gets a 403 (a WebSocket's
+    handshake too) and one line in the log, and reaches nothing else."""
+
+    def __init__(self, app, log) -> None:
+        self.app, self.log = app, log
+
+    async def __call__(self, scope, receive, send) -> None:
+        why = refusal(scope) if scope["type"] in ("http", "websocket") else None
+        if why is None:
+            return await self.app(scope, receive, send)
+        kind = "a WebSocket" if scope["type"] == "websocket" else f"an HTTP {scope.get('method', '')} request"
+        self.log(f"reglab playground: refused {kind} for {scope.get('path', '')[:100]!r}: {why}")
+        response = PlainTextResponse(f"reglab playground: refused: {why}\n", status_code=403)
+        if scope["type"] == "http":
+            await response(scope, receive, send)
+        elif "websocket.http.response" in scope.get("extensions", {}):
+            await WebSocket(scope, receive, send).send_denial_response(response)
+        else:
+            await WebSocket(scope, receive, send).close(code=1008)  # before the handshake: the server answers 403
+
+
 async def index(request):
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
@@ -255,8 +357,14 @@ async def socket(ws: WebSocket) -> None:
     await Connection(ws).run()
 
 
-def create_app() -> Starlette:
-    return Starlette(routes=[Route("/", index), Mount("/static", StaticFiles(directory=STATIC), name="static"), WebSocketRoute("/ws", socket)])
+def create_app(log=None) -> Starlette:
+    """The playground's app; ``log`` takes one line per refused request (default: a warning on the
+    ``reglab.playground`` logger)."""
+    log = log or logging.getLogger("reglab.playground").warning
+    return Starlette(
+        routes=[Route("/", index), Mount("/static", StaticFiles(directory=STATIC), name="static"), WebSocketRoute("/ws", socket)],
+        middleware=[Middleware(OwnOriginOnly, log=log)],
+    )
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True, log=print) -> None:
@@ -271,4 +379,4 @@ def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True, 
         import webbrowser
 
         threading.Timer(0.8, lambda: webbrowser.open(url)).start()
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning", ws_max_size=2 * CAPS["upload_bytes"] + 65536)
+    uvicorn.run(create_app(log), host=host, port=port, log_level="warning", ws_max_size=2 * CAPS["upload_bytes"] + 65536)

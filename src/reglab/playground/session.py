@@ -37,7 +37,23 @@ GENERATED = ("circles", "xor", "gauss", "spiral", "moons")  # take noise and a d
 
 # Bounds on the work one page may ask for: members x weights x rows trained per epoch.
 # The default (4 variants x 10 seeds of 2-64-64-1 on 200 rows) is 34 M multiply-adds a pass.
-CAPS = {"variants": 4, "seeds": 20, "layers": 4, "width": 128, "rows": 1000, "epochs": 5000, "upload_bytes": 1_000_000, "work": 200_000_000}
+# A batch past the rows is the whole data (so batch_size's cap is rows'); a learning rate past 10
+# only diverges. Epochs, batch size and learning rate are capped where a member trains with them.
+CAPS = {
+    "variants": 4,
+    "seeds": 20,
+    "layers": 4,
+    "width": 128,
+    "rows": 1000,
+    "epochs": 5000,
+    "batch_size": 1000,
+    "learning_rate": 10,
+    "upload_bytes": 1_000_000,
+    "upload_name": 200,
+    "work": 200_000_000,
+}
+# What a member trains with that a variant may set for itself, over [train]: (lowest, cap).
+MEMBER_CAPS = {"epochs": (1, CAPS["epochs"]), "batch_size": (1, CAPS["batch_size"]), "learning_rate": (0, CAPS["learning_rate"])}
 GRID = 48  # decision-region cells per side (a 1-D regression: points along x); the page smooths them
 
 DEFAULT_SETUP = {
@@ -130,11 +146,12 @@ class Session:
     def apply(self, setup: dict) -> list[str]:
         """Take a new setup; restart the variants it changes (all of them when the data, model or
         training changed). Returns the names of the variants restarted. A bad setup raises
-        :class:`UserError` with one line and changes nothing."""
+        :class:`UserError` with one line and changes nothing: everything is built before any of
+        it replaces what the session holds."""
         from ..plan import make_plan
         from ..spec import Experiment
 
-        _check_caps(setup)
+        _check_size(setup)
         try:
             experiment = Experiment.from_dict(self.experiment(setup), "playground")
             plan = make_plan(experiment, memory_budget_mb=1e9)
@@ -146,44 +163,35 @@ class Session:
             raise UserError(f"data: the playground draws {kind} with {drawable} feature{'s' if drawable > 1 else ''}, this data has {plan.data.X.shape[1]}")
         if plan.arch.task == "multiclass":
             raise UserError(f"data: the playground draws two classes, this data has {plan.data.n_classes}")
-        rows = len(plan.data.X)
-        if rows > CAPS["rows"]:
-            raise UserError(f"data: the playground's cap is {CAPS['rows']} rows, this data has {rows}")
-        widths = plan.arch.widths
-        work = len(plan.members) * sum(a * b for a, b in zip(widths[:-1], widths[1:])) * rows
-        if work > CAPS["work"]:
-            raise UserError(
-                f"train.seeds x model.hidden x rows: the playground's cap is {CAPS['work'] // 10**6} M multiply-adds a pass, "
-                f"this setup needs {work // 10**6} M ({len(plan.members)} networks of {'-'.join(map(str, widths))} on {rows} rows)"
-            )
+        _check_caps(plan)
         old = self.setup
         same_base = old is not None and all(old[k] == setup[k] for k in ("data", "model", "train")) and self._applied_upload == self.upload_version
         keep = {}
         if same_base:
             old_variants = {v["name"]: v for v in old["variants"]}
             keep = {v["name"]: self.trainers[v["name"]] for v in setup["variants"] if old_variants.get(v["name"]) == v and v["name"] in self.trainers}
-        self.setup, self.plan, self._applied_upload = copy.deepcopy(setup), plan, self.upload_version
-        self._extent, self._grid = self._drawing(plan.data)
-        restarted = []
-        self.trainers, self.populations = {}, {}
+        restarted, trainers, populations = [], {}, {}
         for variant in experiment.spec.variant:
-            population = _population(plan, variant.name)
-            self.populations[variant.name] = population
+            population = populations[variant.name] = _population(plan, variant.name)
             if variant.name in keep:
-                self.trainers[variant.name] = keep[variant.name]
+                trainers[variant.name] = keep[variant.name]
             else:
-                self.trainers[variant.name] = self._trainer(population)
+                trainers[variant.name] = self._trainer(plan, population)
                 restarted.append(variant.name)
+        drawing = self._drawing(plan.data)
+        self.setup, self.plan, self._applied_upload = copy.deepcopy(setup), plan, self.upload_version
+        self.trainers, self.populations, (self._extent, self._grid) = trainers, populations, drawing
         return restarted
 
     def reset(self) -> None:
         """Every variant back to epoch 0."""
-        self.trainers = {name: self._trainer(p) for name, p in self.populations.items()}
+        self.trainers = {name: self._trainer(self.plan, p) for name, p in self.populations.items()}
 
-    def _trainer(self, population):
+    @staticmethod
+    def _trainer(plan, population):
         from ..runner import trainer_for
 
-        return trainer_for(self.plan, population)[0]
+        return trainer_for(plan, population)[0]
 
     def set_upload(self, name: str, text: str) -> None:
         """Keep an uploaded CSV: two numeric feature columns and, last, the label column. Only
@@ -191,18 +199,22 @@ class Session:
         import csv
         import io
 
-        size = len(text.encode("utf-8"))
-        if size > CAPS["upload_bytes"]:
-            raise UserError(f"{name}: the playground takes files up to {CAPS['upload_bytes'] // 1000} kB, got {size // 1000} kB")
+        if len(name) > CAPS["upload_name"]:  # it names a file on disk, and every message about it
+            raise UserError(f"upload name: the playground takes names up to {CAPS['upload_name']} characters, got {len(name)}")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as err:  # a lone surrogate: JSON can carry one, no text file holds one
+            raise UserError(f"{name}: not UTF-8 text (character {err.start} is a lone surrogate); save the file as UTF-8") from None
+        if len(data) > CAPS["upload_bytes"]:
+            raise UserError(f"{name}: the playground takes files up to {CAPS['upload_bytes'] // 1000} kB, got {len(data) // 1000} kB")
         header = next(csv.reader(io.StringIO(text)), [])
         if len(header) != 3:
             raise UserError(f"{name}: must have three columns (two numeric features, then the label), got {len(header)}: {', '.join(header)!s}")
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "upload.csv"
         safe = safe if safe.endswith(".csv") else safe + ".csv"
-        self.upload_version += 1
         folder = Path(tempfile.mkdtemp(dir=self.workdir))  # a refused file never overwrites the one in use
-        (folder / safe).write_text(text, encoding="utf-8")
-        self.upload = Upload(safe, header[-1], folder)
+        (folder / safe).write_bytes(data)
+        self.upload, self.upload_version = Upload(safe, header[-1], folder), self.upload_version + 1
 
     def export(self) -> dict:
         """The setup as an experiment file (and the uploaded CSV it names, if any): ``reglab run``
@@ -359,14 +371,14 @@ def _median_member(history: dict) -> int:
     return int(order[(len(order) - 1) // 2])
 
 
-def _check_caps(setup: dict) -> None:
-    """The compute a page may ask for; a setup past a cap is refused in one line saying which."""
+def _check_size(setup: dict) -> None:
+    """What building a setup walks, before it is built: its variants, its seeds (the experiment
+    lists every one), its layers and their widths. None of these has an override in a variant."""
     t, m, variants = setup["train"], setup["model"], setup["variants"]
     if not 1 <= len(variants) <= CAPS["variants"]:
         raise UserError(f"variants: the playground shows 1 to {CAPS['variants']} variants, got {len(variants)}")
     checks = (
         ("train.seeds", t["seeds"], 1, CAPS["seeds"]),
-        ("train.epochs", t["epochs"], 1, CAPS["epochs"]),
         ("model.hidden (layers)", len(m["hidden"]), 1, CAPS["layers"]),
     )
     for name, value, lo, hi in checks:
@@ -375,3 +387,27 @@ def _check_caps(setup: dict) -> None:
     for i, width in enumerate(m["hidden"]):
         if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= CAPS["width"]:
             raise UserError(f"model.hidden[{i}]: the playground's cap is 1 to {CAPS['width']} units, got {width!r}")
+
+
+def _check_caps(plan) -> None:
+    """What training a plan costs, on the values it trains with: each member's (the plan's, after
+    a variant's own settings override [train]), its rows and the work of a pass. Refused in one
+    line naming where the value was set: ``variant[1].epochs`` or ``train.epochs``."""
+    variants = plan.experiment.spec.variant
+    for member in plan.members:
+        for field, (lo, hi) in MEMBER_CAPS.items():
+            value = getattr(member, field)
+            if not lo <= value <= hi:
+                own = getattr(member.variant, field) is not None
+                where = f"variant[{variants.index(member.variant)}].{field}" if own else f"train.{field}"
+                raise UserError(f"{where}: the playground's cap is {lo} to {hi}, got {value!r}")
+    rows = len(plan.data.X)
+    if rows > CAPS["rows"]:
+        raise UserError(f"data: the playground's cap is {CAPS['rows']} rows, this data has {rows}")
+    widths = plan.arch.widths
+    work = len(plan.members) * sum(a * b for a, b in zip(widths[:-1], widths[1:])) * rows
+    if work > CAPS["work"]:
+        raise UserError(
+            f"train.seeds x model.hidden x rows: the playground's cap is {CAPS['work'] // 10**6} M multiply-adds a pass, "
+            f"this setup needs {work // 10**6} M ({len(plan.members)} networks of {'-'.join(map(str, widths))} on {rows} rows)"
+        )
