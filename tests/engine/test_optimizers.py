@@ -74,3 +74,21 @@ def test_sgd_matches_keras_sgd(keras, momentum, nesterov):
         for a, b in zip(ours, theirs):
             # Keras folds -lr into a fused multiply-add; we scale the gradient first: last-bit differences.
             np.testing.assert_allclose(a[k], b, rtol=1e-5, atol=1e-6)
+
+
+def test_adam_bias_correction_is_computed_once_per_step_count(monkeypatch):
+    """A run longer than any cache bound must not recompute every step's values for every
+    population (it did: an lru_cache of 4,096 entries, scanned in order by 6,000-step runs)."""
+    from reglab.engine import optimizers
+
+    calls = []
+    compute = optimizers._compute_bias_correction
+    monkeypatch.setattr(optimizers, "_BIAS_TABLES", {})
+    monkeypatch.setattr(optimizers, "_compute_bias_correction", lambda *a: calls.append(a[2]) or compute(*a))
+    first = [optimizers._bias_correction_values(0.9, 0.999, t) for t in range(1, 6001)]
+    again = [optimizers._bias_correction_values(0.9, 0.999, t) for t in range(1, 6001)]
+    assert calls == list(range(1, 6001))
+    assert again == first
+    assert first[4999] == compute(0.9, 0.999, 5000)
+    optimizers._bias_correction_values(0.9, 0.99, 3)  # other betas: a table of their own
+    assert calls[-3:] == [1, 2, 3]

@@ -23,7 +23,8 @@ same number of steps and ``t`` is one number. Parameters, gradients and moments 
 
 from __future__ import annotations
 
-import functools
+import threading
+from array import array
 from dataclasses import dataclass
 
 import torch
@@ -45,11 +46,30 @@ def _bias_correction(beta_1: float, beta_2: float, t: int) -> tuple[torch.Tensor
     return torch.tensor(root, dtype=torch.float32), torch.tensor(denominator, dtype=torch.float32)
 
 
-@functools.lru_cache(maxsize=4096)
 def _bias_correction_values(beta_1: float, beta_2: float, t: int) -> tuple[float, float]:
-    """The two float32 values, computed as Keras does: on float32 scalar tensors with torch's pow
-    and sqrt (numpy's float32 pow rounds differently in the last bit for some steps). The same for
-    every population, so computed once per step count (as exact Python floats)."""
+    """The two float32 values for step ``t`` (as exact Python floats), from a table per pair of
+    betas that grows to the largest step asked for: every population with these betas shares it,
+    so a step count is computed once per process however long the runs are."""
+    table = _BIAS_TABLES.get((beta_1, beta_2))
+    if table is None:
+        table = _BIAS_TABLES.setdefault((beta_1, beta_2), (array("d"), array("d")))
+    roots, denominators = table
+    if len(roots) < t:
+        with _BIAS_LOCK:
+            for step in range(len(roots) + 1, t + 1):
+                root, denominator = _compute_bias_correction(beta_1, beta_2, step)
+                roots.append(root)
+                denominators.append(denominator)
+    return roots[t - 1], denominators[t - 1]
+
+
+_BIAS_TABLES: dict[tuple[float, float], tuple[array, array]] = {}
+_BIAS_LOCK = threading.Lock()
+
+
+def _compute_bias_correction(beta_1: float, beta_2: float, t: int) -> tuple[float, float]:
+    """Computed as Keras does: on float32 scalar tensors with torch's pow and sqrt (numpy's
+    float32 pow rounds differently in the last bit for some steps)."""
     f32 = torch.float32
     tt = torch.tensor(float(t), dtype=f32)
     beta_1_power = torch.pow(torch.tensor(beta_1, dtype=f32), tt)
