@@ -93,9 +93,9 @@ SEED_EXAMPLES = sorted(p.name for p in EXAMPLES.iterdir() if p.name.endswith(".t
 
 def test_validate_imports_neither_plotting_nor_data_libraries_for_the_seed_examples():
     """The seed datasets are read without pandas, and their fixed splits need no scikit-learn:
-    validating their examples imports torch (the engine checks every setting) and pydantic only.
-    Then an example on scikit-learn's breast_cancer with a stratified split imports scikit-learn,
-    and still no matplotlib."""
+    validating their examples imports numpy and pydantic only; torch never (every setting is
+    checked by declarations that import without it). Then an example on scikit-learn's
+    breast_cancer with a stratified split imports scikit-learn, and still no matplotlib or torch."""
     assert len(SEED_EXAMPLES) >= 8
     paths = [str(EXAMPLES / name) for name in SEED_EXAMPLES]
     got = loaded_after(
@@ -111,5 +111,19 @@ with contextlib.redirect_stdout(io.StringIO()):
     )
     codes, heavy_after_seed, code_sklearn = got["out"]
     assert codes == [0] * len(paths) and code_sklearn == 0
-    assert heavy_after_seed == ["numpy", "torch"]
-    assert "matplotlib" not in got["heavy"] and "sklearn" in got["heavy"]
+    assert heavy_after_seed == ["numpy"]
+    assert "matplotlib" not in got["heavy"] and "torch" not in got["heavy"] and "sklearn" in got["heavy"]
+
+
+def test_the_deferred_torch_imports_on_first_use_and_pickles():
+    """The stand-in the declarations use for torch: nothing is imported until a name is read, and
+    it survives pickling (Ray ships functions by value, with the module globals they read)."""
+    got = loaded_after(
+        "import pickle\n"
+        "from reglab.engine.lazy import torch\n"
+        "before = 'torch' in sys.modules\n"
+        "copy = pickle.loads(pickle.dumps(torch))\n"
+        "still = 'torch' in sys.modules\n"
+        "out = [before, still, copy.float32 is torch.float32, str(copy.zeros(2).dtype)]"
+    )
+    assert got["out"] == [False, False, True, "torch.float32"]

@@ -16,6 +16,8 @@ from pydantic import BaseModel
 
 from .data import Dataset, SplitSpec, load_builtin, load_table, split_indices
 from .engine import Architecture, Member
+from .engine.losses import METRICS_FOR_TASK, make_metric
+from .engine.technique import check_member
 from .errors import UserError
 from .spec import Experiment
 
@@ -137,20 +139,11 @@ def make_plan(experiment: Experiment, memory_budget_mb: float = DEFAULT_MEMORY_B
 def _check_against_data(experiment: Experiment, arch: Architecture, rows: dict[str, np.ndarray]) -> None:
     """What only the data decides: the task a technique must apply to, the metrics a stopping rule
     may monitor, and the summary columns a [report] reference may name."""
-    import torch
-
-    from .engine.losses import METRICS_FOR_TASK, make_metric
-    from .engine.pieces import stack_pieces
-
     metrics = {"loss": "min", **{m: make_metric(m, arch.task).direction for m in METRICS_FOR_TASK[arch.task]}}
     logs = {prefix + name: direction for prefix in ("", "val_") for name, direction in metrics.items()}  # runs always validate
     for i, variant in enumerate(experiment.spec.variant):
         try:
-            techniques = experiment.techniques(variant)
-            for t in techniques:
-                t.check_task(arch.task)
-                t.validate(arch)
-            stack_pieces([techniques], arch, torch.device("cpu"), logs)
+            check_member(experiment.techniques(variant), arch, logs)
         except ValueError as err:
             raise UserError(f"variant[{i}].{err}") from None
     columns = [f"{split}_{metric}" for split in rows for metric in metrics]

@@ -6,14 +6,16 @@ from here by its class name (``from reglab.engine import Dropout``).
 """
 
 from . import techniques
+from .architecture import Architecture
 from .members import Member
-from .model import Architecture, init_params
 from .optimizers import SGD, Adam
 from .pieces import STOP_REASONS, Piece
 from .registry import register
-from .results import TrainResult
 from .technique import KerasCounterpart, Technique, setting
-from .trainer import Trainer, train
+
+# The names that train need torch, imported with them on first use: the declarations above check
+# an experiment file without it (``reglab validate``; see :mod:`reglab.engine.lazy`).
+_TRAINING = {"init_params": "model", "TrainResult": "results", "Trainer": "trainer", "train": "trainer"}
 
 __all__ = [
     "SGD",
@@ -34,6 +36,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    if name in _TRAINING:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_TRAINING[name]}"), name)
     return getattr(techniques, name)
 
 

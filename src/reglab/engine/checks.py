@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+MC_MAX_PASSES = 10_000  # Monte Carlo passes a prediction may take: more add nothing but time
+
 
 def fail(name: str, value: Any, allowed: str) -> None:
     raise ValueError(f"{name}: must be {allowed}, got {value!r}")

@@ -38,8 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import torch
-import torch.nn.functional as F
+from .lazy import F, torch
 
 ALIGN = 16  # float32 elements in 64 bytes
 _BYTES = 64
@@ -73,9 +72,9 @@ def member_view(storage: torch.Tensor, shape, offset: int = 0) -> torch.Tensor:
     return storage.as_strided((shape[0], *rest), strides, storage.storage_offset() + offset)
 
 
-def empty(shape, dtype=torch.float32, device=None) -> torch.Tensor:
-    """An uninitialised ``(K, *rest)`` tensor in the aligned member layout."""
-    return member_view(torch.empty(size(shape), dtype=dtype, device=device), shape)
+def empty(shape, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
+    """An uninitialised ``(K, *rest)`` tensor in the aligned member layout (float32 by default)."""
+    return member_view(torch.empty(size(shape), dtype=dtype or torch.float32, device=device), shape)
 
 
 def inner_order(t: torch.Tensor) -> str | None:

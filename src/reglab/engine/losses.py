@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
+from .lazy import F, torch
 
 from . import checks, layout
 
@@ -49,7 +48,7 @@ def member_mean(x: torch.Tensor) -> torch.Tensor:
 
 
 # Per-sample functions: (logits (K, N, C), targets (K or 1, N, C)) -> (K, N).
-SampleFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SampleFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 def aligned(fn: SampleFn) -> SampleFn:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import checks, layout, rng
+from . import layout, rng
+from .architecture import ACTIVATION_NAMES, Architecture
 
 
 def _elementwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -38,52 +39,7 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "gelu": _elementwise(F.gelu),
     "linear": lambda h: h,
 }
-
-TASKS = ("binary", "multiclass", "regression")
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """The shape shared by every member of a population.
-
-    ``task`` picks the head: ``binary`` (one sigmoid unit on a logit), ``multiclass`` (softmax over
-    ``n_outputs`` classes) or ``regression`` (``n_outputs`` linear units).
-    """
-
-    n_inputs: int
-    hidden: tuple[int, ...] = (128, 128)
-    activation: str = "relu"
-    task: str = "binary"
-    n_outputs: int = 1
-
-    def __post_init__(self) -> None:
-        checks.integer("n_inputs", self.n_inputs, lo=1)
-        if not isinstance(self.hidden, (tuple, list)) or not all(
-            isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in self.hidden
-        ):
-            checks.fail("hidden", self.hidden, "a list of positive layer widths, e.g. [128, 128]")
-        object.__setattr__(self, "hidden", tuple(self.hidden))
-        checks.choice("activation", self.activation, ACTIVATIONS)
-        checks.choice("task", self.task, TASKS)
-        checks.integer("n_outputs", self.n_outputs, lo=1)
-        if self.task == "binary" and self.n_outputs != 1:
-            checks.fail("n_outputs", self.n_outputs, "1 for a binary task (one sigmoid unit)")
-        if self.task == "multiclass" and self.n_outputs < 2:
-            checks.fail("n_outputs", self.n_outputs, "the number of classes (>= 2) for a multiclass task")
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        """Units of every layer from the input to the output."""
-        return (self.n_inputs, *self.hidden, self.n_outputs)
-
-    @property
-    def n_layers(self) -> int:
-        """Number of Dense layers, the output layer included."""
-        return len(self.hidden) + 1
-
-    def kernels(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
-        return params[0::2]
-
+assert tuple(ACTIVATIONS) == ACTIVATION_NAMES, "architecture.ACTIVATION_NAMES lists these, in this order"
 
 def glorot_limit(fan_in: int, fan_out: int) -> float:
     return math.sqrt(6.0 / (fan_in + fan_out))

@@ -27,7 +27,7 @@ import threading
 from array import array
 from dataclasses import dataclass
 
-import torch
+from .lazy import no_grad, torch
 
 from . import checks
 from .pieces import member_view
@@ -94,7 +94,7 @@ class Adam:
         # CPU, allocating fresh (K, 128, 128) tensors each step costs more than the arithmetic.
         return {"t": 0, "m": Stacked.zeros(params.views), "v": Stacked.zeros(params.views), "scratch": Stacked.zeros(params.views)}
 
-    @torch.no_grad()
+    @no_grad
     def step(self, params: Stacked, grads: Stacked, state: dict, lr: torch.Tensor) -> None:
         """One update; ``grads`` are consumed (overwritten)."""
         state["t"] += 1
@@ -132,7 +132,7 @@ class SGD:
     def init(self, params: Stacked) -> dict:
         return {"t": 0, "m": Stacked.zeros(params.views)}
 
-    @torch.no_grad()
+    @no_grad
     def step(self, params: Stacked, grads: Stacked, state: dict, lr: torch.Tensor) -> None:
         state["t"] += 1
         for g, scale in zip(grads.views, _per_member(-lr, grads.views)):

@@ -30,9 +30,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import torch
+from .lazy import torch
 
-from .model import Architecture
+from .architecture import Architecture
 
 if TYPE_CHECKING:  # pragma: no cover
     from .technique import Technique
@@ -152,8 +152,9 @@ def on_rows(h: torch.Tensor, rows: torch.Tensor | None, fn) -> torch.Tensor:
     return h.index_put((rows,), fn(h[rows], rows))
 
 
-def member_column(values: list[float], device: torch.device, dtype=torch.float32) -> torch.Tensor:
-    return torch.tensor(values, dtype=dtype, device=device)
+def member_column(values: list[float], device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """One value per member, a ``(K,)`` tensor (float32 unless ``dtype`` says otherwise)."""
+    return torch.tensor(values, dtype=dtype or torch.float32, device=device)
 
 
 def stack_pieces(

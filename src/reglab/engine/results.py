@@ -8,10 +8,12 @@ import numpy as np
 import torch
 
 from . import checks
+from .checks import MC_MAX_PASSES
 from .arrays import features, targets
 from .losses import Metric, SampleFn, member_mean
 from .members import Member
-from .model import Architecture, forward, output_activation
+from .architecture import Architecture
+from .model import forward, output_activation
 from .pieces import Piece, loss_targets, total_penalty
 
 # Rows per forward chunk are chosen so that one hidden activation stays under this many bytes: small
@@ -143,7 +145,6 @@ def evaluate_params(
 
 
 MC_EPOCH = -1  # pass t of MC dropout draws its masks with the key (seed, ..., epoch=-1, step=t)
-MC_MAX_PASSES = 10_000  # more passes than this add nothing but time
 
 
 def mc_predict(arch: Architecture, params: list[torch.Tensor], techniques, seeds, x, samples: int) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ pure-Python reference.
 
 from __future__ import annotations
 
-import torch
+from .lazy import torch
 
 _MASK32 = 0xFFFFFFFF
 

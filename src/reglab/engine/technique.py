@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import checks
+from .architecture import TASKS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .model import Architecture
+    from .architecture import Architecture
     from .pieces import Piece
 
-TASKS = ("binary", "multiclass", "regression")
 _UNSET: Any = object()
 
 
@@ -302,6 +302,10 @@ class Technique:
     def check_with(self, others: tuple[Technique, ...]) -> None:
         """Check this technique against the member's other techniques; raise ``ValueError``."""
 
+    def check_logs(self, available_logs: dict[str, str]) -> None:
+        """Check what the technique reads from the history (a monitored value) against the names
+        it will hold, ``name -> "min" | "max"``; raise ``ValueError``."""
+
     def per_layer(self, field_name: str, arch: Architecture) -> tuple:
         """A per-layer setting, one value per layer: per hidden layer (``"hidden"``) or per Dense
         layer, the output's included (``"dense"``; a single number leaves the output ``off``)."""
@@ -345,3 +349,18 @@ def _tupled(value):
 def listed(value):
     """A per-layer tuple as the list an experiment file (or a scikit-learn parameter) holds."""
     return list(value) if isinstance(value, tuple) else value
+
+
+def check_member(techniques: tuple[Technique, ...], arch: Architecture, available_logs: dict[str, str]) -> None:
+    """Every check a member's techniques get before training, all without torch (so ``reglab
+    validate`` makes them too): each technique at most once, for this task and these layers, with
+    the member's other techniques, and what it monitors. Raises ``ValueError``."""
+    kinds = [type(t) for t in techniques]
+    for kind in kinds:
+        if kinds.count(kind) > 1:
+            raise ValueError(f"techniques: each technique may appear once per member, got {kind.name} twice")
+    for t in techniques:
+        t.check_task(arch.task)
+        t.validate(arch)
+        t.check_with(techniques)
+        t.check_logs(available_logs)

@@ -24,6 +24,7 @@ from .optimizers import make_optimizer
 from .pieces import REASON_CODE, STOP_REASONS, StepContext, loss_targets, stack_pieces, total_penalty
 from .results import TrainResult, logits_for
 from .stacked import Stacked
+from .technique import check_member
 
 EpochCallback = Callable[[int, int], None]
 
@@ -130,11 +131,6 @@ class Trainer:
         self.opt = make_optimizer(optimizer)
         self.loss_fn = make_loss(loss or LOSS_NAMES[arch.task][0], arch.task, clip_probabilities)
         self.metric_list = [make_metric(name, arch.task) for name in (metrics if metrics is not None else METRICS_FOR_TASK[arch.task])]
-        for m in members:
-            for t in m.techniques:
-                t.check_task(arch.task)
-                t.validate(arch)
-                t.check_with(m.techniques)
 
         # Data: float32 tensors on the device; (N, C) shared or (K, N, C) per member.
         X = arrays.features("x", x, arch, K)
@@ -164,6 +160,8 @@ class Trainer:
         directions = {"loss": "min", **{m.name: m.direction for m in self.metric_list}}
         available = {n: directions[n.removeprefix("val_")] for n in self.names}
 
+        for m in members:
+            check_member(m.techniques, arch, available)
         self._pieces = stack_pieces([m.techniques for m in members], arch, device, available)
         self._hooks = _by_hook(self._pieces)
         # For the result's evaluate(); the loop's lists shrink as members stop.

@@ -9,7 +9,7 @@ one coefficient per Dense layer, the output layer included.
 
 from __future__ import annotations
 
-import torch
+from ..lazy import no_grad, torch
 
 from .. import checks
 from ..losses import member_sum
@@ -77,7 +77,7 @@ class KernelPenaltyPiece(Piece):
             return torch.sign(w, out=out).mul_(coefficient)  # d|w|/dw, 0 at 0 as torch.abs's gradient
         return torch.mul(w, 2.0 * coefficient, out=out)
 
-    @torch.no_grad()
+    @no_grad
     def penalty(self, params: list[torch.Tensor]) -> torch.Tensor | None:
         total = None
         for layer in self.layers:
@@ -90,7 +90,7 @@ class KernelPenaltyPiece(Piece):
             total = term if total is None else total + term
         return total
 
-    @torch.no_grad()
+    @no_grad
     def add_penalty_gradient(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
         for layer in self.layers:
             w, rows = params[2 * layer].detach(), self.rows[layer]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
+from ..lazy import torch
 
 from .. import checks
 from .. import monitor as improvement
@@ -73,12 +73,15 @@ class EarlyStopping(Technique):
         """``"min"`` or ``"max"``; raises ``ValueError`` for a monitor the history will not hold."""
         return improvement.direction("early_stopping.monitor", self.monitor, self.mode, available_logs)
 
+    def check_logs(self, available_logs: dict[str, str]) -> None:
+        self.direction(available_logs)
+
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:
         monitors = {s.monitor for s in settings if s is not None}
         for s in settings:
             if s is not None:
-                s.direction(available_logs)
+                s.check_logs(available_logs)
         # Members without early stopping get a rule that never fires: infinite patience, no checks.
         never = EarlyStopping(monitor=sorted(monitors)[0], patience=0, check_finite=False)
         rows = [s if s is not None else never for s in settings]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
+from ..lazy import torch
 
 from .. import checks
 from ..pieces import Piece, StepContext, active_rows, member_column, on_rows

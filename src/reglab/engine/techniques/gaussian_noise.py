@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from ..lazy import torch
 
 from .. import checks, rng
 from ..pieces import Piece, StepContext, active_rows, member_column, on_rows

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+from ..lazy import torch
 
 from .. import checks
+from ..checks import MC_MAX_PASSES
 from ..pieces import Inert, Piece
 from ..registry import register
-from ..results import MC_MAX_PASSES, mc_predict
 from ..technique import Technique, setting
 
 # Added to MC dropout's predictive variance in the Gaussian NLL, so that a member whose passes agree
@@ -38,6 +38,8 @@ def mc_columns(ctx) -> dict[str, list]:
         params = [p[torch.as_tensor(index)] for p in result.params]
         xs = x if np.ndim(x) == 2 else x[index]
         ys = np.asarray(y if np.ndim(y) == 1 else y[index], dtype=np.float64)
+        from ..results import mc_predict  # the engine's prediction code: torch, imported when a summary is computed
+
         mean, std = mc_predict(ctx.arch, params, [m.techniques for m in members], [m.seed for m in members], xs, int(samples))
         for j, k in enumerate(index):
             scores = predictive_scores(task, mean[j].astype(np.float64), std[j].astype(np.float64), ys if ys.ndim == 1 else ys[j])

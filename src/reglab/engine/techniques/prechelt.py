@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
+from ..lazy import torch
 
 from .. import checks
 from ..pieces import REASON_CODE, Piece, StopDecision, member_column

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from ..lazy import torch
 
 from .. import checks
 from ..pieces import Piece, StepContext, member_column, member_view
