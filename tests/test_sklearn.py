@@ -190,3 +190,27 @@ def test_mc_predict_refuses_a_model_without_dropout(moons):
     clf = MLPClassifier(**dict(FAST, epochs=2)).fit(*moons)
     with pytest.raises(ValueError, match=r"^mc_predict: no member has dropout or gaussian_dropout above 0, so every pass would be the same; MC dropout samples them$"):
         clf.mc_predict(moons[0][:5])
+
+
+def test_one_network_trains_on_one_thread_and_gives_the_threads_back(moons):
+    """A fit is one network: its steps run on one thread (a second one doubled the CPU time and
+    saved no wall time), the caller's thread count is restored, and the weights are those the
+    population engine gives the same member at the caller's thread count."""
+    import torch
+
+    from reglab.engine import Member, train
+
+    X, y = moons
+    threads = torch.get_num_threads()
+    calls = []
+    real = torch.set_num_threads
+    torch.set_num_threads = lambda n: calls.append(n) or real(n)
+    try:
+        est = MLPClassifier(hidden=(16,), epochs=5, random_state=3).fit(X, y)
+    finally:
+        torch.set_num_threads = real
+    assert calls == [1, threads] and torch.get_num_threads() == threads
+    arch = est.arch_
+    engine = train(arch, [Member(seed=est._seed(), learning_rate=est.learning_rate)], X.astype(np.float32), y.astype(np.float32), epochs=5)
+    for ours, theirs in zip(est.coefs_, engine.params):
+        np.testing.assert_array_equal(ours, theirs[0].numpy())

@@ -19,6 +19,7 @@ becomes one member of a population, trained in one call of the engine, with the 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import time
@@ -96,6 +97,19 @@ def _refresh() -> None:
 registry.subscribe(_refresh)
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """One network's steps on one thread: its operations are too small to share out (a second
+    thread doubled the CPU time of a fit and saved no wall time), and a member's bits do not
+    depend on the thread count (``tests/engine/test_layout.py``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class _MLP(BaseEstimator):
     """What both estimators share. ``__init__`` only stores its keyword arguments; which ones it
     takes (its signature, which scikit-learn reads) comes from the registry, kept current by
@@ -162,16 +176,17 @@ class _MLP(BaseEstimator):
 
     def _fit(self, X, y_engine, n_classes: int = 0):
         arch = self._arch(X.shape[1], n_classes)
-        result = train(
-            arch,
-            [self._member(self._seed())],
-            X.astype(np.float32),
-            y_engine.astype(np.float32),
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            optimizer=self.optimizer,
-            validation_split=self._validation(len(X)),
-        )
+        with _one_thread():
+            result = train(
+                arch,
+                [self._member(self._seed())],
+                X.astype(np.float32),
+                y_engine.astype(np.float32),
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                optimizer=self.optimizer,
+                validation_split=self._validation(len(X)),
+            )
         self._store(arch, result, 0)
         return self
 

@@ -2,8 +2,7 @@
 
 A :class:`Case` is everything one call of ``train`` needs: an architecture, a population of
 members with their own seeds, learning rates and techniques, data (shared or one set per member),
-validation by split or by ``validation_data``, the optimizer, the epochs and batch size, and the
-size from which dense layers take the buffered-gradient fast path. Data are drawn from
+validation by split or by ``validation_data``, the optimizer, the epochs and batch size. Data are drawn from
 ``data_seed``, so a case's ``repr`` is all it takes to rebuild it::
 
     case = Case(arch=..., members=[...], data_seed=3, ...)   # as hypothesis prints it
@@ -12,7 +11,6 @@ size from which dense layers take the buffered-gradient fast path. Data are draw
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,23 +31,11 @@ from reglab.engine import (
     Prechelt,
     ProximalL1,
     WeightDecay,
-    model,
     train,
 )
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "linear")
 DIVERGING = 1e30  # a learning rate that sends a member's weights to infinity within a few steps
-
-
-@contextmanager
-def buffered_from(elements: int):
-    """Dense layers with at least ``elements`` kernel elements take the buffered-gradient path."""
-    saved = model.BUFFERED_MIN_ELEMENTS
-    model.BUFFERED_MIN_ELEMENTS = elements
-    try:
-        yield
-    finally:
-        model.BUFFERED_MIN_ELEMENTS = saved
 
 
 @dataclass
@@ -63,7 +49,6 @@ class Case:
     epochs: int
     batch_size: int
     optimizer: Adam | SGD
-    buffered_from: int
     groups: list[list[int]] = field(default_factory=list)  # a regrouping of all members
     alone: list[int] = field(default_factory=list)  # members also trained on their own
     x: np.ndarray = field(init=False, repr=False)
@@ -94,8 +79,7 @@ class Case:
         """The members at ``indices`` trained as one population."""
         indices = list(indices)
         x, y, kw = self._kwargs(indices)
-        with buffered_from(self.buffered_from):
-            return train(self.arch, [self.members[i] for i in indices], x, y, **kw)
+        return train(self.arch, [self.members[i] for i in indices], x, y, **kw)
 
     def member_data(self, i):
         """Member ``i``'s training and validation rows as float32 arrays, targets as columns
@@ -244,7 +228,6 @@ def cases(draw, max_members=70, max_epochs=5):
         epochs=epochs,
         batch_size=batch_size,
         optimizer=optimizer,
-        buffered_from=draw(st.sampled_from([0, model.BUFFERED_MIN_ELEMENTS])),
         groups=groups,
         alone=alone,
     )

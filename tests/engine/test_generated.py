@@ -4,8 +4,7 @@ Cases (``generated.py``) cover 0-4 hidden layers of widths 1-256 (equal widths o
 activation, the three tasks with one or more outputs, shared and per-member data, batch sizes that
 do and do not divide the rows, validation by split, by ``validation_data`` or none, populations of
 1-70 members with Adam or SGD (momentum, Nesterov), per-member learning rates (some diverging),
-random combinations of every technique, members that stop at different epochs, random regroupings,
-and the buffered-gradient fast path switched on for every shape or left at its threshold.
+random combinations of every technique, members that stop at different epochs, random regroupings.
 
 - **Purity, bitwise**: every member trained in the full population, in a random regrouping and
   alone ends with bitwise-equal weights, histories, epochs run, best epochs and stop reasons.
@@ -29,7 +28,7 @@ import torch
 from hypothesis import HealthCheck, example, given, note, settings
 
 from reglab.engine import Adam, Member
-from reglab.engine.model import BUFFERED_MIN_ELEMENTS, Architecture
+from reglab.engine.architecture import Architecture
 
 import reference
 from generated import Case, cases
@@ -78,7 +77,6 @@ UNALIGNED_TWIN = Case(
     epochs=1,
     batch_size=1,
     optimizer=Adam(),
-    buffered_from=BUFFERED_MIN_ELEMENTS,
     groups=[[1], [0]],
     alone=[0, 1],
 )

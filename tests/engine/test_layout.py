@@ -26,10 +26,10 @@ import itertools
 import pytest
 import torch
 
-from reglab.engine import layout, rng
+from reglab.engine import Architecture, layout, rng
 from reglab.engine.losses import binary_accuracy, binary_crossentropy, categorical_accuracy, categorical_crossentropy
 from reglab.engine.losses import mean_absolute_error, mean_squared_error, member_mean, member_sum
-from reglab.engine.model import ACTIVATIONS, _bmm, dense
+from reglab.engine.model import ACTIVATIONS, _bmm, gradients
 from reglab.engine.stacked import Stacked
 
 THREADS = (1, 2, 3, 4)
@@ -97,20 +97,26 @@ def test_a_product_written_into_a_buffer_is_the_product():
 
 
 def test_dense_gradients_do_not_depend_on_where_a_member_sits():
-    """Forward and both gradients of a dense layer, each member against the layer alone."""
+    """Forward and gradients of dense layers as the trainer computes them (``gradients``), each
+    member against the layers alone: a linear layer below the one tested passes the tested layer's
+    input gradient on into its own kernel gradient."""
     g = torch.Generator().manual_seed(0)
     for fan_in, fan_out, rows, K in itertools.product((3, 22, 87), (5, 22, 87), (1, 7), (2, 7)):
-        h1, W1, b1 = torch.randn(1, rows, fan_in, generator=g), torch.randn(1, fan_in, fan_out, generator=g), torch.randn(1, fan_out, generator=g)
-        up1 = torch.randn(1, rows, fan_out, generator=g)
+        arch = Architecture(n_inputs=3, hidden=(fan_in,), activation="linear", task="regression", n_outputs=fan_out)
+        shapes = [(1, 3, fan_in), (1, fan_in), (1, fan_in, fan_out), (1, fan_out)]
+        params1 = [torch.randn(s, generator=g) for s in shapes]
+        x1, up1 = torch.randn(1, rows, 3, generator=g), torch.randn(1, rows, fan_out, generator=g)
 
-        def run(h, W, b, up):
-            h, W, b = (t.clone().requires_grad_(True) for t in (h, W, b))
-            out = dense(h, W, b, layer=0)
-            return [out.detach(), *torch.autograd.grad(out, (h, W, b), up)]
+        def run(params, x, up):
+            out = Stacked.zeros(params).views
+            with torch.no_grad():
+                logits, _ = gradients(arch, params, x, lambda z: (z * up).sum((1, 2)), out)
+            return [logits, *out]
 
-        alone = run(h1, W1, b1, up1)
-        together = run(*(_population(t, K) for t in (h1, W1, b1, up1)))
-        for name, a, t in zip(("output", "input gradient", "kernel gradient", "bias gradient"), alone, together):
+        alone = run(params1, x1, up1)
+        together = run([_population(p, K) for p in params1], _population(x1, K), _population(up1, K))
+        names = ("output", "first kernel gradient", "first bias gradient", "kernel gradient", "bias gradient")
+        for name, a, t in zip(names, alone, together):
             assert not _mismatches(a, t), f"{name} of a {fan_in}x{fan_out} layer, {rows} rows, population {K}"
 
 

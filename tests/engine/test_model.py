@@ -56,41 +56,46 @@ def test_forward_matches_a_keras_model(keras):
     np.testing.assert_allclose(ours, model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("K", [1, 3, 40])
-def test_buffered_dense_gradient_equals_the_plain_one_bit_for_bit(K):
-    """The kernel gradient written into a reused buffer is the one computed without it, and both
-    are autograd's gradient of ``h @ W + b`` (to rounding: autograd's products see other layouts)."""
-    from reglab.engine.model import GradientBuffers, _Dense
-
-    g = torch.Generator().manual_seed(K)
-    h = torch.randn(K, 17, 64, generator=g, requires_grad=True)
-    W = torch.randn(K, 64, 48, generator=g, requires_grad=True)
-    b = torch.randn(K, 48, generator=g, requires_grad=True)
-    upstream = torch.randn(K, 17, 48, generator=g)
-    native = torch.autograd.grad(((torch.bmm(h, W) + b.unsqueeze(1)) * upstream).sum(), (h, W, b))
-    plain = torch.autograd.grad((_Dense.apply(h, W, b, None, 0) * upstream).sum(), (h, W, b))
-    for a, c in zip(native, plain):
-        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
-    buffers = GradientBuffers()
-    for _ in range(2):  # the second call reuses the buffer
-        custom = torch.autograd.grad((_Dense.apply(h, W, b, buffers, 0) * upstream).sum(), (h, W, b))
-        for a, c in zip(plain, custom):
-            assert torch.equal(a, c)
+def _plain_gradients(arch, params, x, y, mask):
+    """An independent float64 network: torch.matmul per member, plain autograd, ``mask`` (or
+    None) multiplied into every hidden layer's activation."""
+    act = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "elu": torch.nn.functional.elu,
+           "gelu": torch.nn.functional.gelu, "linear": lambda t: t}[arch.activation]
+    p64 = [p.double().requires_grad_(True) for p in params]
+    h = x.double()
+    for layer in range(arch.n_layers):
+        h = torch.matmul(h, p64[2 * layer]) + p64[2 * layer + 1].unsqueeze(1)
+        if layer < arch.n_layers - 1:
+            h = act(h)
+            if mask is not None:
+                h = h * mask[layer].double()
+    loss = ((h - y.double()) ** 2).mean(dim=(1, 2)).sum()
+    return torch.autograd.grad(loss, p64)
 
 
-def test_kernels_of_equal_shape_get_their_own_gradient():
-    """The aliasing bug: a gradient buffer keyed by shape handed two equal-shaped kernels one
-    tensor, and Adam then squared it in place twice (seed 0 ended at val_loss 10.4 among four
-    members and 0.16 alone). Each layer's gradient must be its own tensor, equal to autograd's."""
-    from reglab.engine.model import BUFFERED_MIN_ELEMENTS, GradientBuffers
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("n_outputs", [1, 3])
+@pytest.mark.parametrize("hooked", [False, True])
+def test_gradients_are_those_of_an_independent_network(activation, n_outputs, hooked):
+    """The written-out backward pass against autograd on a plain float64 network: every layer's
+    gradient (two hidden layers of equal shape each get their own), with and without a hook that
+    changes the hidden activations, for every activation and both kinds of head."""
+    from reglab.engine.model import gradients
+    from reglab.engine.stacked import Stacked
 
-    arch = Architecture(n_inputs=3, hidden=(128, 128, 128), task="binary")
-    K = -(-BUFFERED_MIN_ELEMENTS // (128 * 128))  # the smallest population that takes the buffered path
-    params = [p.requires_grad_(True) for p in init_params(arch, torch.arange(K))]
-    x = torch.randn(K, 9, 3, generator=torch.Generator().manual_seed(0))
-    buffered = torch.autograd.grad(forward(arch, params, x, buffers=GradientBuffers()).sum(), params)
-    plain = torch.autograd.grad(forward(arch, params, x).sum(), params)
-    kernels = buffered[0::2]
-    assert len({g.data_ptr() for g in kernels}) == len(kernels)
-    for a, b in zip(buffered, plain):
-        assert torch.equal(a, b)
+    K, B = 3, 7
+    arch = Architecture(n_inputs=4, hidden=(9, 9), activation=activation, task="regression", n_outputs=n_outputs)
+    params = init_params(arch, torch.arange(K))
+    gen = torch.Generator().manual_seed(n_outputs)
+    x = torch.randn(K, B, 4, generator=gen)
+    y = torch.randn(K, B, n_outputs, generator=gen)
+    mask = [(torch.rand(K, B, 9, generator=gen) > 0.3).float() * 1.5 for _ in range(2)] if hooked else None
+    hook = (lambda h, layer: h if layer < 0 else h * mask[layer]) if hooked else None
+    out = Stacked.zeros(params).views
+    with torch.no_grad():
+        logits, loss = gradients(arch, params, x, lambda z: ((z - y) ** 2).mean(dim=(1, 2)), out, hook)
+    expected = _plain_gradients(arch, params, x, y, mask)
+    assert len({g.data_ptr() for g in out}) == len(out)
+    for ours, theirs in zip(out, expected):
+        torch.testing.assert_close(ours.double(), theirs, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(logits, forward(arch, params, x, hook), rtol=0, atol=0)

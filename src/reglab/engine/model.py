@@ -67,7 +67,6 @@ def forward(
     params: list[torch.Tensor],
     x: torch.Tensor,
     hidden_hook: HiddenHook | None = None,
-    buffers: GradientBuffers | None = None,
 ) -> torch.Tensor:
     """Logits ``(K, N, n_outputs)`` for inputs ``x`` of shape ``(K, N, n_inputs)``.
 
@@ -78,7 +77,7 @@ def forward(
     h = x if hidden_hook is None else hidden_hook(x, -1)
     n = arch.n_layers
     for layer in range(n):
-        h = dense(h, params[2 * layer], params[2 * layer + 1], buffers, layer)
+        h = dense(h, params[2 * layer], params[2 * layer + 1])
         if layer < n - 1:
             h = act(h)
             if hidden_hook is not None:
@@ -108,80 +107,120 @@ def _bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> t
     return torch.bmm(a, b, out=out)[:K]
 
 
-class _Dense(torch.autograd.Function):
-    """``h @ W + b`` with the gradient autograd would compute (the same products), but the backward
-    products go through ``_bmm`` too. Autograd's own backward of a population of one sees the
-    gradient in the layout of ``_bmm``'s slice, a larger population in the layout the layer above
-    produced (a one-unit head gives a strided one), and BLAS rounds differently by layout: a
-    member's gradients depended on how many members it trained with (found by the generated
-    suite). With ``buffers`` the kernel's gradient is written into a buffer that lives across
-    steps: allocating a fresh (K, fan_in, fan_out) tensor every step costs more than the matrix
-    product on a CPU."""
-
-    @staticmethod
-    def forward(ctx, h, W, b, buffers, layer):
-        h = layout.blas_operand(h)  # once: the backward's product takes it as it is
-        ctx.save_for_backward(h, W)
-        ctx.buffers, ctx.layer = buffers, layer
-        return _bmm(h, W) + b.unsqueeze(1)
-
-    @staticmethod
-    def backward(ctx, grad):
-        h, W = ctx.saved_tensors
-        grad_h = _bmm(grad, W.transpose(1, 2)) if ctx.needs_input_grad[0] else None
-        grad_W = None
-        if ctx.needs_input_grad[1]:
-            out = ctx.buffers.get(ctx.layer, W) if ctx.buffers is not None else None
-            grad_W = _bmm(h.transpose(1, 2), grad, out=out)
-        grad_b = grad.sum(1) if ctx.needs_input_grad[2] else None
-        return grad_h, grad_W, grad_b, None, None
-
-
-class GradientBuffers:
-    """One reusable gradient buffer per layer's kernel (see :class:`_Dense`).
-
-    The buffer is keyed by the layer, never by the kernel's shape: two kernels of equal shape
-    sharing one buffer would get the same tensor back as their gradient, and the optimizer, which
-    works in place, would then update one kernel with the other's gradient. A buffer is handed out
-    once per backward pass and consumed by the optimizer step before the next one. ``buffers``
-    gives layers a place to write to (views of the trainer's gradient storage, so no copy
-    follows); ``get`` hands out a fresh buffer instead when the shape does not match, so a caller
-    checks where a gradient landed (the trainer compares data pointers) rather than assuming.
-    """
-
-    def __init__(self, buffers: dict[int, torch.Tensor] | None = None) -> None:
-        self._buffers: dict[int, torch.Tensor] = dict(buffers or {})
-
-    def get(self, layer: int, W: torch.Tensor) -> torch.Tensor | None:
-        if W.shape[0] == 1:
-            return None
-        buf = self._buffers.get(layer)
-        if buf is None or buf.shape != W.shape or buf.device != W.device or buf.dtype != W.dtype:
-            buf = self._buffers[layer] = layout.empty(W.shape, W.dtype, W.device)
-        return buf
-
-
-# From this many kernel elements on, a kernel's gradient goes into a reused buffer; below it a
-# fresh tensor is cheaper than the bookkeeping. The generated tests lower it to 0 to compare the
-# buffered path with the plain one on every shape.
-BUFFERED_MIN_ELEMENTS = 1 << 16
-
-
-def dense(
-    h: torch.Tensor, W: torch.Tensor, b: torch.Tensor, buffers: GradientBuffers | None = None, layer: int | None = None
-) -> torch.Tensor:
+def dense(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``h @ W + b`` per member, in Keras's order (matmul, then bias)."""
     if W.shape[-1] == 1:
         # One output unit (a binary or regression head): on a CPU, batched matmul runs these
         # (B, H) @ (H, 1) shapes at ~1.5 GFLOP/s, forward and in both gradients; multiplying and
         # summing each row is 4-7x faster. Each member's rows are summed alone, whatever K is.
-        return (h * W.transpose(-1, -2)).sum(-1, keepdim=True) + b.unsqueeze(1)
-    if torch.is_grad_enabled() and (h.requires_grad or W.requires_grad):
-        buffered = buffers is not None and W.requires_grad and W.numel() >= BUFFERED_MIN_ELEMENTS
-        if buffered and layer is None:  # the buffer is the layer's own: without its index two kernels would share one
-            raise ValueError("dense: a layer index is needed with gradient buffers")
-        return _Dense.apply(h, W, b, buffers if buffered else None, layer)
-    return _bmm(h, W) + b.unsqueeze(1)
+        return _unit_head(h, W, b)
+    return _bmm(layout.blas_operand(h), W) + b.unsqueeze(1)
+
+
+def _unit_head(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """One output unit: each row multiplied by the kernel and summed (see :func:`dense`)."""
+    return (h * W.transpose(-1, -2)).sum(-1, keepdim=True) + b.unsqueeze(1)
+
+
+# The backward of each activation, as autograd computes it from the layer's output ``a`` (and its
+# input ``z``): the same operations, so the same bits. None: autograd, on that layer alone.
+_ACTIVATION_BACKWARD: dict[str, Callable | None] = {
+    "relu": lambda g, z, a: torch.ops.aten.threshold_backward(g, a, 0),
+    "tanh": lambda g, z, a: layout.elementwise(torch.ops.aten.tanh_backward, g, a),
+    "sigmoid": lambda g, z, a: layout.elementwise(torch.ops.aten.sigmoid_backward, g, a),
+    "elu": None,
+    "gelu": None,
+    "linear": lambda g, z, a: g,
+}
+
+
+@dataclass
+class _Saved:
+    """What one layer's backward needs from its forward: the input as the products took it, the
+    pre-activation ``z``, the activation ``a``, and where a hidden hook changed ``a``, its input
+    (an autograd leaf) and output."""
+
+    h: torch.Tensor
+    z: torch.Tensor | None = None
+    a: torch.Tensor | None = None
+    hook_in: torch.Tensor | None = None
+    hook_out: torch.Tensor | None = None
+
+
+def gradients(
+    arch: Architecture,
+    params: list[torch.Tensor],
+    x: torch.Tensor,
+    loss: Callable[[torch.Tensor], torch.Tensor],
+    out: list[torch.Tensor],
+    hidden_hook: HiddenHook | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training step's forward and backward pass, written out: the logits and ``loss(logits)``
+    (``(K,)``, each member's data loss), with the gradient of their sum for every parameter written
+    into ``out`` (a list like ``params``, laid out as :class:`~reglab.engine.stacked.Stacked` is).
+
+    The operations are autograd's backward of :func:`forward` (so the bits are the same), without
+    its graph: at K = 1 autograd's bookkeeping cost more than a small network's arithmetic.
+    Autograd still runs where an operation's backward is not written here, on that operation
+    alone: the loss, a hidden hook (dropout and noise: any technique's) and the elu and gelu
+    activations. Call it under ``torch.no_grad()``.
+    """
+    act, act_backward = ACTIVATIONS[arch.activation], _ACTIVATION_BACKWARD[arch.activation]
+    n = arch.n_layers
+    h = x if hidden_hook is None else hidden_hook(x, -1)
+    saved: list[_Saved] = []
+    for layer in range(n):
+        W, b = params[2 * layer], params[2 * layer + 1]
+        if W.shape[-1] > 1:
+            h = layout.blas_operand(h)  # as the products take it: the kernel's gradient reads it again
+        z = dense(h, W, b)
+        record = _Saved(h)
+        saved.append(record)
+        if layer == n - 1:
+            h = z
+            break
+        record.z = z
+        if act_backward is None:
+            with torch.enable_grad():
+                record.a = act(z.requires_grad_(True))
+        else:
+            record.a = act(z)
+        h = record.a
+        if hidden_hook is not None:
+            leaf = record.a.detach().requires_grad_(True)
+            with torch.enable_grad():
+                hooked = hidden_hook(leaf, layer)
+            if hooked is not leaf:
+                record.hook_in, record.hook_out, h = leaf, hooked, hooked.detach()
+    logits = h.requires_grad_(True)
+    with torch.enable_grad():
+        data_loss = loss(logits)
+        (g,) = torch.autograd.grad(data_loss.sum(), logits)
+    for layer in range(n - 1, -1, -1):
+        W, record = params[2 * layer], saved[layer]
+        if layer < n - 1:  # back through the hook, then the activation
+            if record.hook_out is not None:
+                (g,) = torch.autograd.grad(record.hook_out, record.hook_in, g)
+            if act_backward is None:
+                (g,) = torch.autograd.grad(record.a, record.z, g)
+            else:
+                g = act_backward(g, record.z, record.a)
+        grad_W, grad_b = out[2 * layer], out[2 * layer + 1]
+        if W.shape[-1] == 1:
+            # autograd's backward of _unit_head: the row sum's gradient spread over the row, then
+            # each factor's (the kernel's summed over the rows it was broadcast to).
+            g_rows = g.expand(*g.shape[:-1], W.shape[-2])
+            grad_W.copy_((g_rows * record.h).sum(1, keepdim=True).transpose(-1, -2))
+            grad_b.copy_(g.sum(1))
+            g = g_rows * W.transpose(-1, -2) if layer else None
+        else:
+            if W.shape[0] > 1:
+                _bmm(record.h.transpose(1, 2), g, out=grad_W)
+            else:  # a population of one is computed as two (see _bmm), into storage of its own
+                grad_W.copy_(_bmm(record.h.transpose(1, 2), g))
+            grad_b.copy_(g.sum(1))
+            g = _bmm(g, W.transpose(1, 2)) if layer else None
+    return logits.detach(), data_loss.detach()
 
 
 def output_activation(arch: Architecture, logits: torch.Tensor) -> torch.Tensor:

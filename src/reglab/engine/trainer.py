@@ -19,7 +19,7 @@ import torch
 from . import arrays, checks, rng
 from .losses import LOSS_NAMES, METRICS_FOR_TASK, make_loss, make_metric, member_mean, member_sum
 from .members import Member
-from .model import Architecture, GradientBuffers, forward, init_params, output_activation
+from .model import Architecture, forward, gradients, init_params, output_activation
 from .optimizers import make_optimizer
 from .pieces import REASON_CODE, STOP_REASONS, StepContext, loss_targets, stack_pieces, total_penalty
 from .results import TrainResult, logits_for
@@ -272,14 +272,10 @@ class Trainer:
             xb, yb = self._x_take(rows, alive), self._y_take(rows, alive)
             ctx = StepContext(seeds=seeds, learning_rate=lr, epoch=epoch, step=step)
             hook = _hidden_hook(hidden_pieces, ctx) if hidden_pieces else None
-            leaves = [p.detach().requires_grad_(True) for p in params]  # autograd's leaves: views, no copy
-            logits = forward(self.arch, leaves, xb, hook, self._gradient_buffers)
-            data_loss = member_mean(loss_fn(logits, loss_targets(target_pieces, yb)))
-            for buffer, g in zip(self._grads.views, torch.autograd.grad(data_loss.sum(), leaves)):
-                if g.data_ptr() != buffer.data_ptr():  # else a large kernel's layer wrote it there itself
-                    buffer.copy_(g)
+            targets = loss_targets(target_pieces, yb)
             grads = self._grads.views
-            batch_loss = data_loss.detach()
+            with torch.no_grad():
+                logits, batch_loss = gradients(self.arch, params, xb, lambda z: member_mean(loss_fn(z, targets)), grads, hook)
             pen = total_penalty(penalty_pieces, params)
             if pen is not None:
                 batch_loss = batch_loss + pen
@@ -297,7 +293,7 @@ class Trainer:
             # Keras's running means: the loss weighted by batch size, metrics summed per sample.
             with torch.no_grad():
                 nb = rows.shape[1]
-                cols = [batch_loss * nb] + [member_sum(m.per_sample(logits.detach(), yb)) for m in metric_list]
+                cols = [batch_loss * nb] + [member_sum(m.per_sample(logits, yb)) for m in metric_list]
                 sums += torch.stack(cols, dim=1)
 
         with torch.no_grad():
@@ -335,12 +331,10 @@ class Trainer:
 
     def _set_params(self, stacked: Stacked) -> None:
         """Parameters in one buffer, so that the optimizer updates all layers at once; gradients
-        likewise, and a large kernel's gradient is written straight into its place there."""
+        likewise, written there by the backward pass (:func:`~reglab.engine.model.gradients`)."""
         self._stacked = stacked
         self._params = stacked.views
         self._grads = Stacked.zeros(stacked.views)
-        kernels = {layer: self._grads.views[2 * layer] for layer in range(self.arch.n_layers)}
-        self._gradient_buffers = GradientBuffers(kernels)
 
     def _finish(self, rows: torch.Tensor, reason: torch.Tensor) -> None:
         """Store the final state of the members at ``rows`` (positions in the current population)."""
