@@ -65,6 +65,7 @@ lock:
 
 bench: $(VENV)/.installed-bench
 	KERAS_BACKEND=torch $(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/sklearn_k1.py
 
 # The example notebooks live in git without outputs (a test checks).
 strip-notebooks: $(VENV)/.installed-test
