@@ -82,3 +82,21 @@ def test_keep_mask_drops_with_the_probability():
     dropped = 1.0 - mask.mean(1)
     np.testing.assert_allclose(dropped.numpy(), p.numpy(), atol=0.005)
     assert float(dropped[0]) == 0.0
+
+
+def test_an_epochs_keys_are_each_steps_keys():
+    """The trainer derives every step's noise keys once an epoch (EpochKeys); a hook asking its
+    context for a step's keys, for all members or some, gets those one derivation per step gives."""
+    from reglab.engine.pieces import StepContext
+
+    seeds = torch.tensor([0, 7, 2**31 - 1, 12345, 3], dtype=torch.int64)
+    epoch_keys = rng.EpochKeys(seeds, epoch=4, steps=9)
+    for step in range(9):
+        with_cache = StepContext(seeds, torch.zeros(5), epoch=4, step=step, epoch_keys=epoch_keys)
+        without = StepContext(seeds, torch.zeros(5), epoch=4, step=step)
+        for stream, layer in [(1, 0), (1, 2), (2, 0), (3, 1)]:
+            expected = rng.derive_keys(seeds, rng.STREAM_NOISE, stream, 4, step, layer)
+            assert torch.equal(with_cache.noise_keys(stream, layer), expected)
+            assert torch.equal(without.noise_keys(stream, layer), expected)
+            rows = torch.tensor([1, 4])
+            assert torch.equal(with_cache.noise_keys(stream, layer, rows), expected[rows])

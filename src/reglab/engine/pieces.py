@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from .lazy import torch
 
+from . import rng
 from .architecture import Architecture
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,6 +61,14 @@ class StepContext:
     learning_rate: torch.Tensor  # (K,) float32
     epoch: int
     step: int
+    epoch_keys: rng.EpochKeys | None = None  # the trainer's: every step's keys, derived once an epoch
+
+    def noise_keys(self, stream: int, layer: int, rows: torch.Tensor | slice = slice(None)) -> torch.Tensor:
+        """The keys of noise ``stream`` in ``layer`` at this step for the members at ``rows``:
+        ``rng.derive_keys(seeds[rows], rng.STREAM_NOISE, stream, epoch, step, layer)``."""
+        if self.epoch_keys is None:
+            return rng.derive_keys(self.seeds[rows], rng.STREAM_NOISE, stream, self.epoch, self.step, layer)
+        return self.epoch_keys.noise(stream, layer)[rows, self.step]
 
 
 @dataclass

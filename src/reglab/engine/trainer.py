@@ -266,11 +266,12 @@ class Trainer:
         loss_fn, metric_list = self.loss_fn, self.metric_list
         k = len(alive)
         order = rng.permutations(seeds, epoch, N)
+        epoch_keys = rng.EpochKeys(seeds, epoch, -(-N // batch_size))
         sums = torch.zeros(k, len(self.train_names), device=device)
         for step, start in enumerate(range(0, N, batch_size)):
             rows = order[:, start : start + batch_size]
             xb, yb = self._x_take(rows, alive), self._y_take(rows, alive)
-            ctx = StepContext(seeds=seeds, learning_rate=lr, epoch=epoch, step=step)
+            ctx = StepContext(seeds=seeds, learning_rate=lr, epoch=epoch, step=step, epoch_keys=epoch_keys)
             hook = _hidden_hook(hidden_pieces, ctx) if hidden_pieces else None
             targets = loss_targets(target_pieces, yb)
             grads = self._grads.views

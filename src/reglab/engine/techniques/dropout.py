@@ -50,7 +50,7 @@ class DropoutPiece(Piece):
             return h
 
         def drop(h, rows):
-            keys = rng.derive_keys(ctx.seeds[rows], rng.STREAM_NOISE, Dropout.rng_stream, ctx.epoch, ctx.step, layer)
+            keys = ctx.noise_keys(Dropout.rng_stream, layer, rows)
             mask = rng.keep_mask(keys, tuple(h.shape[1:]), self.rates[rows, layer])
             # Keras: where(kept, x / keep, 0). Multiplying by the 0/1 mask first gives the same values.
             return (h * mask) / self.keep[rows, layer].view(-1, 1, 1)

@@ -21,7 +21,7 @@ from ..technique import KerasCounterpart, Technique, setting
 
 def draw(ctx: StepContext, stream: int, layer: int, h: torch.Tensor, rows) -> torch.Tensor:
     """Standard normal noise shaped like ``h`` for the members at ``rows``, keyed by their seeds."""
-    keys = rng.derive_keys(ctx.seeds[rows], rng.STREAM_NOISE, stream, ctx.epoch, ctx.step, layer + 1)
+    keys = ctx.noise_keys(stream, layer + 1, rows)
     return rng.normal(keys, tuple(h.shape[1:]))
 
 
