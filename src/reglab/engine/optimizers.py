@@ -34,9 +34,15 @@ from .pieces import member_view
 from .stacked import Stacked
 
 
-def _per_member(values: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
-    """A (K,) tensor viewed to broadcast against each parameter (K, ...)."""
-    return [member_view(values, p) for p in like]
+def _scale(x: Stacked, values: torch.Tensor, out: Stacked) -> None:
+    """``out = x * values[k]`` for each member k (``values`` is ``(K,)``): one pass per layer, or
+    one over the whole buffer for a population of one (the same products: a multiplication by
+    the same number rounds alike wherever it is made)."""
+    if values.shape[0] == 1:
+        torch.mul(x.flat, values.view(()), out=out.flat)
+        return
+    for xi, o in zip(x.views, out.views):
+        torch.mul(xi, member_view(values, xi), out=o)
 
 
 def _bias_correction(beta_1: float, beta_2: float, t: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,8 +113,7 @@ class Adam:
         v.mul_(self.beta_2)
         v.add_(g, alpha=1 - self.beta_2)
         torch.sqrt(v, out=g)
-        for mi, s, a in zip(state["m"].views, scratch.views, _per_member(alpha, state["m"].views)):
-            torch.mul(mi, a, out=s)  # m * alpha
+        _scale(state["m"], alpha, scratch)  # m * alpha
         g.add_(self.epsilon)  # sqrt(v) + epsilon
         scratch.flat.div_(g)
         params.flat.sub_(scratch.flat)
@@ -135,8 +140,7 @@ class SGD:
     @no_grad
     def step(self, params: Stacked, grads: Stacked, state: dict, lr: torch.Tensor) -> None:
         state["t"] += 1
-        for g, scale in zip(grads.views, _per_member(-lr, grads.views)):
-            g.mul_(scale)  # -lr * g
+        _scale(grads, -lr, grads)  # -lr * g
         scaled = grads.flat
         if self.momentum == 0:
             params.flat.add_(scaled)
