@@ -15,7 +15,7 @@ LOCK ?= constraints.txt
 BIN := $(VENV)/bin
 CONSTRAINTS := $(if $(LOCK),-c $(LOCK))
 
-.PHONY: demo test bench clean browser strip-notebooks lock
+.PHONY: demo test bench docs clean browser strip-notebooks lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ browser:
 
 test: $(VENV)/.installed-test browser
 	KERAS_BACKEND=torch $(BIN)/python -m pytest
+
+# The documentation site, into site/: the generated pages first, then mkdocs with warnings as errors.
+docs: $(VENV)/.installed-test
+	$(BIN)/python docs/generate.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 # The engine benchmark compares with a JAX population: the bench extra (jax, optax) comes with it.
 $(VENV)/.installed-bench: pyproject.toml $(LOCK) $(VENV)/.installed-test

@@ -22,50 +22,62 @@ from .errors import UserError
 from .variants import Number, Strict, SweepRange, describe_error, expand_sweep, is_parameter, table_models, techniques_of
 
 
+def _field(default, doc: str):
+    """A field with its one-line description (the experiment-file reference is generated from it)."""
+    return Field(default, description=doc)
+
+
+def _made(factory, doc: str):
+    """A field whose default is made fresh for each file (a list, a table), with its description."""
+    return Field(default_factory=factory, description=doc)
+
+
 class DataSpec(BaseModel):
     model_config = Strict
-    dataset: str | None = None
-    params: dict[str, Number | str] = Field(default_factory=dict)
-    path: str | None = None
-    target: str | None = None
-    features: list[str] | None = None
-    task: Literal["auto", "classification", "regression"] = "auto"
-    split: Literal["fixed", "tail", "random", "stratified", "kfold"] | None = None
-    validation: Number = 0.2
-    test: Number = 0.0
-    test_path: str | None = None
-    split_column: str | None = None
-    folds: int = 5
-    standardize: bool = False
+    dataset: str | None = _field(None, "a built-in dataset (`reglab datasets`), or leave out and give `path`")
+    params: dict[str, Number | str] = _made(dict, "a generator's parameters, e.g. `{ n_samples = 300, noise = 0.2 }`")
+    path: str | None = _field(None, "a CSV or Parquet file, relative to the experiment file")
+    target: str | None = _field(None, "the file's target column")
+    features: list[str] | None = _field(None, "the feature columns (default: every column but the target)")
+    task: Literal["auto", "classification", "regression"] = _field("auto", "auto: text or integers with at most 20 values are classes, other numbers regression")
+    split: Literal["fixed", "tail", "random", "stratified", "kfold"] | None = _field(
+        None, "fixed: the dataset's own; tail: Keras's validation_split; default: fixed where the dataset has one, else tail"
+    )
+    validation: Number = _field(0.2, "fraction of the non-test rows that validates")
+    test: Number = _field(0.0, "a test fraction, carved before the validation rows")
+    test_path: str | None = _field(None, "a file of test rows instead (same columns), relative to the experiment file")
+    split_column: str | None = _field(None, "a column naming each row's part (train, val, test) instead")
+    folds: int = _field(5, "for split = kfold: each member is (variant, seed, fold)")
+    standardize: bool = _field(False, "z-score the features, fitted on each member's training rows only")
 
 
 class ModelSpec(BaseModel):
     model_config = Strict
-    hidden: list[int] = Field(default_factory=lambda: [128, 128])
-    activation: str = "relu"
+    hidden: list[int] = _made(lambda: [128, 128], "the hidden layers' widths")
+    activation: str = _field("relu", "relu, tanh, sigmoid, elu, gelu or linear")
 
 
 class TrainSpec(BaseModel):
     model_config = Strict
-    optimizer: Literal["adam", "sgd"] = "adam"
-    learning_rate: Number = 0.001
-    epochs: int = 100
-    batch_size: int = 32
-    momentum: Number = 0.0
-    nesterov: bool = False
+    optimizer: Literal["adam", "sgd"] = _field("adam", "Keras's Adam or SGD")
+    learning_rate: Number = _field(0.001, "the optimizer's learning rate")
+    epochs: int = _field(100, "the most epochs a member trains (stopping rules may end it sooner)")
+    batch_size: int = _field(32, "rows per step; the last batch of an epoch may be smaller")
+    momentum: Number = _field(0.0, "SGD's momentum (refused under adam, where it would do nothing)")
+    nesterov: bool = _field(False, "SGD's Nesterov momentum (refused under adam)")
 
 
 class ReportSpec(BaseModel):
     """How ``reglab report`` shows the experiment; training ignores it (not part of the fingerprint)."""
 
     model_config = Strict
-    baseline: str | None = None  # the variant every other is compared with; default: the first
-    xlim: list[Number] | None = None  # axis limits of the data plots (decision regions, fitted curves)
-    ylim: list[Number] | None = None
-    sweep: str | None = None  # a variant parameter to plot results against, e.g. "early_stopping.patience"
-    reference: dict[str, dict[str, Number]] = Field(default_factory=dict)  # variant -> summary column -> one run's value
-    reference_source: str = "a single run"
-    note: str = ""
+    baseline: str | None = _field(None, "the variant every other is compared with (default: the first)")
+    xlim: list[Number] | None = _field(None, "x-axis limits of the data plots: decision regions, fitted curves")
+    ylim: list[Number] | None = _field(None, "y-axis limits of the data plots")
+    sweep: str | None = _field(None, 'a variant parameter to plot results against, e.g. "early_stopping.patience"')
+    reference: dict[str, dict[str, Number]] = _made(dict, "one run's numbers to place among the seeds: variant -> summary column -> value")
+    reference_source: str = _field("a single run", "where the reference numbers come from, as the report names it")
+    note: str = _field("", "shown under the experiment's title")
 
 
 def experiment_model() -> type[BaseModel]:
@@ -75,15 +87,21 @@ def experiment_model() -> type[BaseModel]:
         _cache["experiment"] = create_model(
             "ExperimentSpec",
             __config__=Strict,
-            name=(str, ...),
-            seeds=(int | list[int], 10),
-            data=(DataSpec, ...),
-            model=(ModelSpec, Field(default_factory=ModelSpec)),
-            train=(TrainSpec, Field(default_factory=TrainSpec)),
-            variant=(list[VariantSpec], Field(default_factory=lambda: [VariantSpec(name="baseline")])),
-            sweep=(dict[str, list[Number] | list[int] | SweepRange], Field(default_factory=dict)),
-            report=(ReportSpec, Field(default_factory=ReportSpec)),
-            reglab=(dict[str, Any], Field(default_factory=dict)),  # versions, written into resolved files
+            name=(str, Field(..., description="the experiment's name (the run folder and the report show it)")),
+            seeds=(int | list[int], Field(10, description="a count (seeds 0..n-1) or a list of seeds")),
+            data=(DataSpec, Field(..., description="the data and how it is split")),
+            model=(ModelSpec, Field(default_factory=ModelSpec, description="the network every member shares")),
+            train=(TrainSpec, Field(default_factory=TrainSpec, description="training settings; a variant may override them")),
+            variant=(
+                list[VariantSpec],
+                Field(default_factory=lambda: [VariantSpec(name="baseline")], description="the variants: a name, techniques and overrides of [train]"),
+            ),
+            sweep=(
+                dict[str, list[Number] | list[int] | SweepRange],
+                Field(default_factory=dict, description="every variant times this grid: key = [values], or { log = [a, b], num = n }, or { linear = [a, b], num = n }"),
+            ),
+            report=(ReportSpec, Field(default_factory=ReportSpec, description="how `reglab report` shows it; not part of what is trained")),
+            reglab=(dict[str, Any], Field(default_factory=dict, description="versions, written by reglab into the resolved file")),
         )
     return _cache["experiment"]
 
