@@ -3,7 +3,8 @@
 import pandas as pd
 
 from reglab.plan import make_plan
-from reglab.pool import make_jobs, run_experiments
+from reglab.chunks import make_chunks
+from reglab.pool import run_experiments
 from reglab.runner import run_experiment
 from reglab.spec import Experiment
 
@@ -23,11 +24,11 @@ def small(name, dataset, epochs, hidden, **extra):
 def test_big_populations_are_cut_and_jobs_go_longest_first():
     big = small("big", "seed-regularization", 200, [64, 64])
     tiny = small("tiny", "seed-dropout-regression", 5, [8])
-    jobs = make_jobs([make_plan(big), make_plan(tiny)], workers=2)
+    jobs = make_chunks([make_plan(big), make_plan(tiny)], workers=2)
     assert [j.label for j in jobs] == ["big (1/2)", "big (2/2)", "tiny"]
     assert sorted(k for j in jobs[:2] for k in j.keys) == sorted(m.key for m in make_plan(big).members)
     assert jobs[0].cost >= jobs[1].cost >= jobs[2].cost
-    assert len(make_jobs([make_plan(big)], workers=1)) == 1
+    assert len(make_chunks([make_plan(big)], workers=1)) == 1
 
 
 def test_workers_give_the_same_bits_as_one_process(tmp_path):

@@ -218,7 +218,7 @@ def test_split_column_and_kfold_end_to_end(tmp_path):
 
 
 def test_standardisation_is_fitted_on_each_members_training_rows(tmp_path):
-    from reglab.runner import _member_arrays
+    from reglab.chunks import _member_arrays
 
     e = Experiment.from_file(experiment(tmp_path))
     plan = make_plan(e)

@@ -17,7 +17,6 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from .errors import UserError
 
@@ -213,7 +212,7 @@ def _train_chunk(plan, population, device: str, threads: int, events, job: int):
     """On a Ray worker: train one chunk and return its part (name, rows, history, weights)."""
     import torch
 
-    from .runner import part_name, run_population
+    from .chunks import part_name, run_population
 
     torch.set_num_threads(threads)
     last = [-1]

@@ -10,65 +10,22 @@ as soon as its last job is in.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import queue as queue_module
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .chunks import Chunk, make_chunks, part_name, run_population
 from .distributed import RayOptions, connected
-from .plan import DEFAULT_MEMORY_BUDGET_MB, Plan, Population, make_plan
+from .plan import DEFAULT_MEMORY_BUDGET_MB, Plan, make_plan
 from .spec import Experiment
 from .store import RunFolder
-
-# Per optimizer step, the fixed cost of a population, in units of one parameter of one member
-# (measured on a 2-core CPU: ~2 ms of dispatch per step against ~7 ns per member-parameter).
-STEP_OVERHEAD = 250_000
-
-
-@dataclass
-class Job:
-    run: int  # which experiment
-    keys: list[str]  # its members
-    epochs: int
-    cost: float
-    label: str
-    population: Population  # the chunk itself (what a Ray task trains)
-
-
-def population_cost(plan: Plan, population: Population) -> float:
-    """Relative training time: steps x (members x parameters + fixed per-step cost)."""
-    widths = plan.arch.widths
-    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
-    rows = len(population.members[0].rows["train"])
-    steps = population.epochs * math.ceil(rows / population.batch_size)
-    return steps * (len(population.members) * params + STEP_OVERHEAD)
-
-
-def make_jobs(plans: list[Plan], workers: int) -> list[Job]:
-    """Populations cut into at most ``workers`` chunks so that none is much over half a worker's
-    fair share (so the rest can fill in around them); longest first."""
-    pops = [(i, p, population_cost(plan, p)) for i, plan in enumerate(plans) for p in plan.populations]
-    share = sum(c for *_, c in pops) / max(workers, 1)
-    jobs = []
-    for i, population, cost in pops:
-        n = len(population.members)
-        chunks = max(1, min(n, workers, math.ceil(cost / (0.6 * share)))) if share > 0 else 1
-        size = math.ceil(n / chunks)
-        for start in range(0, n, size):
-            members = population.members[start : start + size]
-            part = Population(members, population.epochs, population.batch_size, population.optimizer)
-            label = plans[i].experiment.spec.name + (f" ({start // size + 1}/{chunks})" if chunks > 1 else "")
-            jobs.append(Job(i, [m.key for m in members], population.epochs, population_cost(plans[i], part), label, part))
-    return sorted(jobs, key=lambda j: -j.cost)
-
 
 def _init_worker(threads: int) -> None:
     import torch
@@ -78,8 +35,6 @@ def _init_worker(threads: int) -> None:
 
 def _run_job(experiment: Experiment, folder: str, keys: list[str], budget: float, device: str, events, job_id: int) -> int:
     """In a worker: train the members ``keys`` of one experiment into its run folder."""
-    from .runner import part_name, run_population
-
     plan = make_plan(experiment, budget, only=set(keys))
     out = RunFolder(Path(folder))
     last = [-1]
@@ -96,7 +51,7 @@ def _run_job(experiment: Experiment, folder: str, keys: list[str], budget: float
 
 
 # progress(jobs) -> update(job_id, epochs_done, n_training); the job finished when n_training == 0
-Progress = Callable[[list[Job]], Callable[[int, int, int], None]]
+Progress = Callable[[list[Chunk]], Callable[[int, int, int], None]]
 
 
 def run_experiments(
@@ -120,7 +75,7 @@ def run_experiments(
         cluster = stack.enter_context(connected(ray)) if ray is not None else None
         # Opened (and locked) by this process; the workers only add parts.
         folders = [stack.enter_context(RunFolder.open(out, e, resume=False, plan=p)) for (e, out), p in zip(runs, plans)]
-        jobs = make_jobs(plans, cluster.slots if cluster else workers)
+        jobs = make_chunks(plans, cluster.slots if cluster else workers)
         done = _Assembly(runs, plans, folders, jobs)
         update = progress(jobs) if progress else None
         if cluster is None:
@@ -140,14 +95,14 @@ def run_experiments(
 class _Assembly:
     """Counts each experiment's jobs in and assembles its run folder once the last one is."""
 
-    def __init__(self, runs, plans: list[Plan], folders: list[RunFolder], jobs: list[Job]) -> None:
+    def __init__(self, runs, plans: list[Plan], folders: list[RunFolder], jobs: list[Chunk]) -> None:
         self.runs, self.plans, self.folders, self.jobs = runs, plans, folders, jobs
         self.left = {i: sum(j.run == i for j in jobs) for i in range(len(runs))}
         self.summaries: list[pd.DataFrame | None] = [None] * len(runs)
         self.after: dict[str, Any] = {}
 
     def __call__(self, n: int) -> str | None:
-        """Job ``n`` is in; the path of its run folder when that completed it."""
+        """Chunk ``n`` is in; the path of its run folder when that completed it."""
         run = self.jobs[n].run
         self.left[run] -= 1
         if self.left[run]:

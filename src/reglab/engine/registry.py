@@ -1,7 +1,9 @@
 """The registry of techniques: every place that lists techniques asks it.
 
-Built-in techniques register when :mod:`reglab.engine.techniques` is imported (one module each);
-a user registers their own with :func:`register`, e.g. in a notebook::
+Built-in techniques register when :mod:`reglab.engine.techniques` is imported (one module each),
+which :mod:`reglab.engine` does first: importing this module imports that package, so the
+built-ins are always here before anyone asks (this module never imports them itself: that
+would be an import circle). A user registers their own with :func:`register`, e.g. in a notebook::
 
     @reglab.register
     @dataclass(frozen=True)
@@ -115,13 +117,11 @@ def unregister(name: str) -> None:
 
 def techniques() -> list[type[Technique]]:
     """Every registered technique, by name."""
-    _load_builtins()
     return [_techniques[n] for n in sorted(_techniques)]
 
 
 def get(name: str) -> type[Technique]:
     """The registered technique called ``name``."""
-    _load_builtins()
     return _techniques[name]
 
 
@@ -174,7 +174,3 @@ def _sklearn_names(cls: type[Technique]) -> list[str]:
 
 def _keys(cls: type[Technique]) -> list[str]:
     return [cls.name] if cls.table else [s.key for s in cls.settings()]
-
-
-def _load_builtins() -> None:
-    from . import techniques  # noqa: F401  (importing the package registers every built-in)

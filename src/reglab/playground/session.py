@@ -3,7 +3,7 @@
 Nothing here knows about the web. A setup (what the page shows in its controls) becomes an
 experiment (:meth:`Session.experiment`, the same that Export writes), which is planned as
 ``reglab run`` plans it; each variant's members train in one :class:`~reglab.engine.Trainer`
-built by :func:`reglab.runner.trainer_for`, the function ``reglab run`` uses, stepped one epoch at
+built by :func:`reglab.chunks.trainer_for`, the function ``reglab run`` uses, stepped one epoch at
 a time. So an exported file run with ``reglab run`` gives the same numbers, bit for bit.
 """
 
@@ -189,7 +189,7 @@ class Session:
 
     @staticmethod
     def _trainer(plan, population):
-        from ..runner import trainer_for
+        from ..chunks import trainer_for
 
         return trainer_for(plan, population)[0]
 
