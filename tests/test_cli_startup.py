@@ -127,3 +127,16 @@ def test_the_deferred_torch_imports_on_first_use_and_pickles():
         "out = [before, still, copy.float32 is torch.float32, str(copy.zeros(2).dtype)]"
     )
     assert got["out"] == [False, False, True, "torch.float32"]
+
+
+def test_the_reports_figures_change_no_global_setting_on_import():
+    """Importing the report's figures leaves matplotlib as the user had it: no rcParams changed,
+    no backend chosen, pyplot not imported (the report's style is a context around each figure)."""
+    got = loaded_after(
+        "import matplotlib\n"
+        "before = matplotlib.rcParams.copy()\n"
+        "import reglab.report.figures\n"
+        "after = matplotlib.rcParams.copy()\n"
+        "out = [sorted(k for k in before if str(before[k]) != str(after[k])), 'matplotlib.pyplot' in sys.modules]"
+    )
+    assert got["out"] == [[], False]

@@ -7,49 +7,82 @@ used); every axis is labelled; nothing here trains or writes files.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import sys
 
 import matplotlib
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from scipy.stats import gaussian_kde
 
-if "ipykernel" not in sys.modules:  # drawing to files; in a notebook, keep its inline backend
-    matplotlib.use("Agg")
+from ..variants import other_settings, parameter_value, uses
+from .rundata import RunData
+from .stats import mean_ci
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-from scipy.stats import gaussian_kde  # noqa: E402
-
-from ..variants import other_settings, parameter_value, uses  # noqa: E402
-from .rundata import RunData  # noqa: E402
-from .stats import mean_ci  # noqa: E402
-
-plt.rcParams.update(
-    {
-        "font.size": 9,
-        "axes.titlesize": 10,
-        "axes.labelsize": 9,
-        "legend.fontsize": 8,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "figure.dpi": 100,
-    }
-)
-CLASS_COLORS = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab10").colors]  # mlxtend's order
+# The report's look, applied while a figure is made and drawn (never to matplotlib's global
+# settings: importing this module changes nothing for the user's own plots).
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "figure.dpi": 100,
+}
+CLASS_COLORS = [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab10"].colors]  # mlxtend's order
 MARKERS = ["s", "^", "o", "v", "D", "P", "X", "<", ">", "h"]
 _MPL = tuple(int(x) for x in matplotlib.__version__.split(".")[:2])
 GRID = 120  # points per axis of the decision-region grid
 
 
+def _styled(draw):
+    """A figure function made and drawn in the report's style."""
+
+    @functools.wraps(draw)
+    def styled(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            fig = draw(*args, **kwargs)
+            interactive = matplotlib.is_interactive()
+        # The context restores every setting, also the interactive mode that a notebook's inline
+        # backend switches on when pyplot's first figure loads it; that one must stay.
+        matplotlib.interactive(interactive)
+        return fig
+
+    return styled
+
+
+def _in_notebook() -> bool:
+    return "ipykernel" in sys.modules
+
+
+def _subplots(*grid, figsize, **kwargs):
+    """A new figure and its axes. In a notebook, pyplot's (its inline backend shows the figure at
+    the end of the cell); elsewhere a bare Figure, drawn to a file with no backend chosen."""
+    if _in_notebook():
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=figsize)
+    else:
+        fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kwargs)
+
+
 def color(i: int) -> str:
-    return plt.get_cmap("tab10")(i % 10)
+    return matplotlib.colormaps["tab10"](i % 10)
 
 
 def to_png(fig) -> str:
     """The figure as a base64 PNG, ready for an ``<img src="data:...">``; closes it."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(buf, format="png", dpi=100)
+    if _in_notebook():
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -85,6 +118,7 @@ def shown(run: RunData) -> list[str]:
     return [n for n in run.variant_names if n not in hidden]
 
 
+@_styled
 def decision_regions(run: RunData):
     """Per variant: the median member's decision regions (mlxtend style) and, beside it, the share
     of members predicting each point's class. All members' grid predictions in batched calls."""
@@ -96,7 +130,7 @@ def decision_regions(run: RunData):
     members = run.summary[run.summary["variant"].isin(names)]
     probs = run.predict(members, grid)  # (K, G, outputs): batched passes over every member shown
     labels = (probs[..., 0] > 0.5).astype(int) if run.task == "binary" else probs.argmax(-1)
-    fig, axes = plt.subplots(len(names), 2, figsize=(9.5, 3.6 * len(names)), squeeze=False)
+    fig, axes = _subplots(len(names), 2, figsize=(9.5, 3.6 * len(names)), squeeze=False)
     cmap = ListedColormap([CLASS_COLORS[c % len(CLASS_COLORS)] for c in range(n_classes)])
     for i, name in enumerate(names):
         index = np.flatnonzero(members["variant"].to_numpy() == name)
@@ -131,6 +165,7 @@ def decision_regions(run: RunData):
     return fig
 
 
+@_styled
 def fitted_curves(run: RunData):
     """Regression on one input: training and held-out points, each variant's median member and the
     10-90 % band of all its members' curves."""
@@ -138,7 +173,7 @@ def fitted_curves(run: RunData):
     x0, x1 = limits(run, 0)
     grid = np.linspace(x0, x1, 300)[:, None]
     pred = run.predict(run.summary, grid)[..., 0]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.8), squeeze=False, sharey=True)
+    fig, axes = _subplots(1, len(names), figsize=(4.6 * len(names), 3.8), squeeze=False, sharey=True)
     for i, name in enumerate(names):
         ax = axes[0, i]
         index = np.flatnonzero(run.summary["variant"].to_numpy() == name)
@@ -182,16 +217,17 @@ def _log_epochs(run: RunData) -> bool:
     return bool((stops < run.max_epochs / 20).any())
 
 
+@_styled
 def learning_curves(run: RunData):
     """Per variant: loss and validation loss (and accuracy) per epoch, the median across seeds with
     its interquartile band; crosses where members stopped early, circles the epoch restored."""
     names = shown(run)
     cols = ["loss"] + (["accuracy"] if run.classification else [])
     if len(cols) == 1:  # one panel per variant: side by side
-        fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.4), squeeze=False, sharey=True)
+        fig, axes = _subplots(1, len(names), figsize=(4.6 * len(names), 3.4), squeeze=False, sharey=True)
         axes = axes.T
     else:
-        fig, axes = plt.subplots(len(names), len(cols), figsize=(5.2 * len(cols), 2.6 * len(names) + 0.4), squeeze=False, sharex=True)
+        fig, axes = _subplots(len(names), len(cols), figsize=(5.2 * len(cols), 2.6 * len(names) + 0.4), squeeze=False, sharex=True)
     log = _log_epochs(run)
     h = run.history
     for i, name in enumerate(names):
@@ -232,10 +268,11 @@ def learning_curves(run: RunData):
     return fig
 
 
+@_styled
 def stop_epochs(run: RunData):
     """Histogram of the epoch each member stopped at, for the variants that stop early."""
     names = [v.name for v in run.variants if stops_early(v)]
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = _subplots(figsize=(8, 3.2))
     all_stops = run.summary[run.summary["variant"].isin(names)]["epochs_run"]
     lo, hi = max(1, all_stops.min()), max(all_stops.max(), 2)
     bins = np.geomspace(lo, hi * 1.05, 40) if _log_epochs(run) else np.linspace(0, hi * 1.05, 40)
@@ -257,11 +294,12 @@ def uses_penalty(run: RunData) -> bool:
     return any(uses(v, "weights") for v in run.variants)
 
 
+@_styled
 def weight_distributions(run: RunData):
     """The first layer's kernel weights of every member, pooled per variant: box plots and densities."""
     names = run.variant_names
     weights = [run.kernels(run.members(n), 0).ravel() for n in names]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 0.5 * len(names) + 3))
+    fig, (ax1, ax2) = _subplots(1, 2, figsize=(11, 0.5 * len(names) + 3))
     sideways = {"orientation": "horizontal"} if _MPL >= (3, 10) else {"vert": False}
     box = ax1.boxplot(weights, patch_artist=True, flierprops=dict(markersize=2, alpha=0.4), **sideways)
     for i, patch in enumerate(box["boxes"]):
@@ -304,12 +342,13 @@ def sweep_lines(run: RunData) -> list[tuple[str, list[tuple[float, str]]]]:
     return out
 
 
+@_styled
 def sweep(run: RunData):
     """Held-out loss and epochs run against the swept parameter (mean and 95 % CI across seeds),
     the baseline as a band."""
     parameter = run.experiment.spec.report.sweep
     held = run.held_out
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax1, ax2) = _subplots(1, 2, figsize=(10, 3.6))
     base = run.members(run.baseline)
     for ax, col in ((ax1, f"{held}_loss"), (ax2, "epochs_run")):
         m, h = mean_ci(base[col])
@@ -332,13 +371,14 @@ def sweep(run: RunData):
     return fig
 
 
+@_styled
 def reference(run: RunData):
     """Each seed's result as a dot, the mean with its 95 % CI, and the single run the origin
     notebook reported as a star: where that one run falls in the distribution."""
     ref = run.experiment.spec.report.reference
     columns = sorted({c for values in ref.values() for c in values}, key=lambda c: ("train", "val", "test").index(c.split("_")[0]))
     names = run.variant_names
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.4 * len(columns), 3.4), squeeze=False)
+    fig, axes = _subplots(1, len(columns), figsize=(4.4 * len(columns), 3.4), squeeze=False)
     rng = np.random.default_rng(0)  # jitter only
     for ax, col in zip(axes[0], columns):
         for i, name in enumerate(names):
@@ -356,11 +396,12 @@ def reference(run: RunData):
     return fig
 
 
+@_styled
 def stopping_tradeoff(run: RunData):
     """For every variant: mean epochs run against mean held-out loss (95 % CIs both ways): what a
     stopping rule saves and what it gives up."""
     held = f"{run.held_out}_loss"
-    fig, ax = plt.subplots(figsize=(8, 4.2))
+    fig, ax = _subplots(figsize=(8, 4.2))
     for i, name in enumerate(run.variant_names):
         rows = run.members(name)
         (ex, hx), (ey, hy) = mean_ci(rows["epochs_run"]), mean_ci(rows[held])
@@ -373,13 +414,14 @@ def stopping_tradeoff(run: RunData):
     return fig
 
 
+@_styled
 def mc_dropout(run: RunData):
     """Regression with MC dropout: the median member's predictive mean with ±1 and ±2 standard
     deviation bands over the passes, beside the training and held-out points."""
     names = [v.name for v in run.variants if v.mc_dropout]
     x0, x1 = limits(run, 0)
     grid = np.linspace(x0, x1, 300)[:, None]
-    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 3.8), squeeze=False, sharey=True)
+    fig, axes = _subplots(1, len(names), figsize=(5.2 * len(names), 3.8), squeeze=False, sharey=True)
     for ax, name in zip(axes[0], names):
         rep = run.median_member(name)
         mean, std = run.mc_predict(run.summary.loc[[rep.name]], grid)
