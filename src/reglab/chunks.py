@@ -16,6 +16,7 @@ import pandas as pd
 
 from .data import standardizer
 from .engine import Trainer
+from .engine.architecture import layers
 from .engine.technique import SummaryContext
 from .plan import Plan, Population, engine_members
 from .spec import Experiment
@@ -188,7 +189,7 @@ def run_population(plan: Plan, population: Population, device: str = "cpu", on_e
             frame[name] = values[k, :n]
         frames.append(pd.DataFrame(frame))
         prefix = f"{m.variant.name}/seed={m.seed}" + (f"/fold={m.fold}" if m.fold is not None else "")
-        for i, p in enumerate(result.params):
-            kind = "kernel" if i % 2 == 0 else "bias"
-            weights[f"{prefix}/{kind}_{i // 2}"] = p[k].detach().cpu().contiguous()
+        for i, layer in enumerate(layers(result.params)):
+            weights[f"{prefix}/kernel_{i}"] = layer.kernel[k].detach().cpu().contiguous()
+            weights[f"{prefix}/bias_{i}"] = layer.bias[k].detach().cpu().contiguous()
     return rows, pd.concat(frames, ignore_index=True), weights

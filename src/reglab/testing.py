@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .engine import Architecture, Member, registry, train
+from .engine.architecture import layers
 from .engine.pieces import StepContext, stack_pieces
 from .engine.technique import Technique, listed
 from .errors import UserError
@@ -303,7 +304,7 @@ def _keras_regularizer(cls, technique) -> None:
     regularizer = _keras_object(keras.regularizers, cls, technique)
     coefficients = technique.per_layer(next(iter(cls.keras.args.values())), _arch(task))
     assert len(set(coefficients[:-1])) == 1 and coefficients[-1] == 0, "the Keras check covers one coefficient for the hidden layers"
-    expected = sum(float(regularizer(keras.ops.convert_to_tensor(w[0].numpy()))) for w in params[0:-2:2])
+    expected = sum(float(regularizer(keras.ops.convert_to_tensor(h.kernel[0].numpy()))) for h in layers(params)[:-1])
     got = float(_piece(cls, technique, task).penalty(params)[0])
     assert math.isclose(got, expected, rel_tol=1e-5), f"penalty {got} vs Keras's {expected}"
 
@@ -315,10 +316,11 @@ def _keras_constraint(cls, technique) -> None:
     task = _task(cls)
     params = _params(task)
     constraint = _keras_object(keras.constraints, cls, technique, axis=0)
-    expected = [np.asarray(keras.ops.convert_to_numpy(constraint(keras.ops.convert_to_tensor(w[0].numpy())))) for w in params[0:-2:2]]
+    hidden = layers(params)[:-1]
+    expected = [np.asarray(keras.ops.convert_to_numpy(constraint(keras.ops.convert_to_tensor(h.kernel[0].numpy())))) for h in hidden]
     _piece(cls, technique, task).after_update(params, _ctx())
     for layer, e in enumerate(expected):
-        assert np.allclose(params[2 * layer][0].numpy(), e, rtol=1e-6, atol=1e-7), f"layer {layer} after the constraint differs from Keras's"
+        assert np.allclose(hidden[layer].kernel[0].numpy(), e, rtol=1e-6, atol=1e-7), f"layer {layer} after the constraint differs from Keras's"
 
 
 def _keras_layer(cls, technique) -> None:

@@ -4,7 +4,7 @@ checked against it before anything trains (see :mod:`reglab.engine.lazy`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 from . import checks
 
@@ -57,5 +57,19 @@ class Architecture:
         """Number of Dense layers, the output layer included."""
         return len(self.hidden) + 1
 
-    def kernels(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
-        return params[0::2]
+
+T = TypeVar("T")
+
+
+class Layer(NamedTuple, Generic[T]):
+    """One Dense layer's parameters, by name: its kernel ``(K, fan_in, units)`` and bias ``(K, units)``."""
+
+    kernel: T
+    bias: T
+
+
+def layers(params: list[T]) -> list[Layer[T]]:
+    """The flat parameter list ``[W0, b0, W1, b1, ...]`` (what the engine stacks and the optimizer
+    updates) as one :class:`Layer` per Dense layer, input side first: the same tensors, no copy.
+    Anything that means a layer's kernel or bias asks for it by name here, never by position."""
+    return [Layer(params[i], params[i + 1]) for i in range(0, len(params), 2)]

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from . import layout, rng
-from .architecture import ACTIVATION_NAMES, Architecture
+from .architecture import ACTIVATION_NAMES, Architecture, layers
 
 
 def _elementwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -76,8 +76,8 @@ def forward(
     act = ACTIVATIONS[arch.activation]
     h = x if hidden_hook is None else hidden_hook(x, -1)
     n = arch.n_layers
-    for layer in range(n):
-        h = dense(h, params[2 * layer], params[2 * layer + 1])
+    for layer, (W, b) in enumerate(layers(params)):
+        h = dense(h, W, b)
         if layer < n - 1:
             h = act(h)
             if hidden_hook is not None:
@@ -169,8 +169,7 @@ def gradients(
     n = arch.n_layers
     h = x if hidden_hook is None else hidden_hook(x, -1)
     saved: list[_Saved] = []
-    for layer in range(n):
-        W, b = params[2 * layer], params[2 * layer + 1]
+    for layer, (W, b) in enumerate(layers(params)):
         if W.shape[-1] > 1:
             h = layout.blas_operand(h)  # as the products take it: the kernel's gradient reads it again
         z = dense(h, W, b)
@@ -197,7 +196,7 @@ def gradients(
         data_loss = loss(logits)
         (g,) = torch.autograd.grad(data_loss.sum(), logits)
     for layer in range(n - 1, -1, -1):
-        W, record = params[2 * layer], saved[layer]
+        W, record = layers(params)[layer].kernel, saved[layer]
         if layer < n - 1:  # back through the hook, then the activation
             if record.hook_out is not None:
                 (g,) = torch.autograd.grad(record.hook_out, record.hook_in, g)
@@ -205,7 +204,7 @@ def gradients(
                 (g,) = torch.autograd.grad(record.a, record.z, g)
             else:
                 g = act_backward(g, record.z, record.a)
-        grad_W, grad_b = out[2 * layer], out[2 * layer + 1]
+        grad_W, grad_b = layers(out)[layer]
         if W.shape[-1] == 1:
             # autograd's backward of _unit_head: the row sum's gradient spread over the row, then
             # each factor's (the kernel's summed over the rows it was broadcast to).

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..lazy import no_grad, torch
 
 from .. import checks
+from ..architecture import layers
 from ..losses import member_sum
 from ..pieces import Piece, active_rows, member_column, member_view
 from ..technique import Technique, setting
@@ -81,7 +82,7 @@ class KernelPenaltyPiece(Piece):
     def penalty(self, params: list[torch.Tensor]) -> torch.Tensor | None:
         total = None
         for layer in self.layers:
-            w, rows = params[2 * layer].detach(), self.rows[layer]
+            w, rows = layers(params)[layer].kernel.detach(), self.rows[layer]
             own = w if rows is None else self._members(layer, w, rows)
             coefficient = self.coefficients[:, layer] if rows is None else self.coefficients[rows, layer]
             term = coefficient * member_sum(self._reduce(own, self._buffer(layer, own)).view(own.shape[0], -1))
@@ -93,13 +94,13 @@ class KernelPenaltyPiece(Piece):
     @no_grad
     def add_penalty_gradient(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
         for layer in self.layers:
-            w, rows = params[2 * layer].detach(), self.rows[layer]
+            w, rows, grad = layers(params)[layer].kernel.detach(), self.rows[layer], layers(grads)[layer].kernel
             if rows is None:
-                grads[2 * layer].add_(self._derivative(w, member_view(self.coefficients[:, layer], w), self._buffer(layer, w)))
+                grad.add_(self._derivative(w, member_view(self.coefficients[:, layer], w), self._buffer(layer, w)))
             else:
                 own = self._members(layer, w, rows)
                 derivative = self._derivative(own, member_view(self.coefficients[rows, layer], own), self._buffer(layer, own))
-                grads[2 * layer].index_add_(0, rows, derivative)
+                grad.index_add_(0, rows, derivative)
 
     def select(self, index: torch.Tensor) -> KernelPenaltyPiece:
         return KernelPenaltyPiece(self.coefficients[index], self.kind)

@@ -12,6 +12,7 @@ from ..lazy import torch
 
 from .. import checks
 from ..pieces import Piece, StepContext, member_column, member_view
+from ..architecture import layers
 from ..registry import register
 from ..technique import KerasCounterpart, Technique, setting
 from ._weight_stats import weight_columns
@@ -46,7 +47,7 @@ class MaxNormPiece(Piece):
 
     def after_update(self, params: list[torch.Tensor], ctx: StepContext) -> None:
         for layer in self.layers:
-            w = params[2 * layer]
+            w = layers(params)[layer].kernel
             bound = member_view(torch.where(self.active[:, layer], self.bounds[:, layer], 0.0), w)
             norms = torch.sqrt(torch.sum(torch.square(w), dim=1, keepdim=True))  # over fan-in: Keras's axis=0
             desired = torch.minimum(norms, bound)  # Keras: clip(norms, 0, max_value); norms are >= 0

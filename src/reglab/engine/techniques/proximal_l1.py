@@ -11,6 +11,7 @@ from ..lazy import torch
 
 from .. import checks
 from ..pieces import Piece, StepContext, member_column, member_view
+from ..architecture import layers
 from ..registry import register
 from ..technique import Technique, setting
 from ._weight_stats import weight_columns
@@ -41,7 +42,7 @@ class ProximalL1Piece(Piece):
 
     def after_update(self, params: list[torch.Tensor], ctx: StepContext) -> None:
         for layer in self.layers:
-            w = params[2 * layer]
+            w = layers(params)[layer].kernel
             threshold = member_view(ctx.learning_rate * self.strengths[:, layer], w)
             shrunk = torch.sign(w) * torch.clamp_min(torch.abs(w) - threshold, 0.0)
             w.copy_(torch.where(threshold > 0, shrunk, w))

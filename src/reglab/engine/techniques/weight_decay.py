@@ -15,6 +15,7 @@ from ..lazy import torch
 
 from .. import checks
 from ..pieces import Piece, StepContext, member_column, member_view
+from ..architecture import layers
 from ..registry import register
 from ..technique import KerasCounterpart, Technique, setting
 from ._weight_stats import weight_columns
@@ -47,8 +48,9 @@ class WeightDecayPiece(Piece):
     def before_update(self, params: list[torch.Tensor], ctx: StepContext) -> None:
         factor = 1 - self.rates * ctx.learning_rate  # float32, as Keras: 1 - wd * lr on float32 tensors
         bias_factor = torch.where(self.biases, factor, torch.ones_like(factor))
-        for i, p in enumerate(params):
-            p.mul_(member_view(factor if i % 2 == 0 else bias_factor, p))
+        for layer in layers(params):
+            layer.kernel.mul_(member_view(factor, layer.kernel))
+            layer.bias.mul_(member_view(bias_factor, layer.bias))
 
     def select(self, index: torch.Tensor) -> WeightDecayPiece:
         return WeightDecayPiece(self.rates[index], self.biases[index])
