@@ -60,11 +60,11 @@ class EarlyStopping:
 
     @property
     def best_epoch(self) -> int:
-        return int(self._piece.s["best_epoch"][0]) if bool(self._piece.s["has_best"][0]) else -1
+        return int(self._piece.s.best_epoch[0]) if bool(self._piece.s.has_best[0]) else -1
 
     @property
     def best(self) -> float:
-        return float(self._piece.s["best"][0])
+        return float(self._piece.s.best[0])
 
     def __call__(self, value: float, module: nn.Module | None = None) -> bool:
         self.epoch += 1

@@ -18,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .lazy import F, torch
-
 from . import checks, layout
+from .lazy import F, torch
 
 EPSILON = 1e-7  # keras.config.epsilon()
 

@@ -27,9 +27,8 @@ import threading
 from array import array
 from dataclasses import dataclass
 
-from .lazy import no_grad, torch
-
 from . import checks
+from .lazy import no_grad, torch
 from .pieces import member_view
 from .stacked import Stacked
 

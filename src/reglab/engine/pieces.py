@@ -27,13 +27,13 @@ The training loop only calls the hooks below; it never names a technique:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .lazy import torch
-
 from . import rng
 from .architecture import Architecture
+from .lazy import torch
 
 if TYPE_CHECKING:  # pragma: no cover
     from .technique import Technique
@@ -69,6 +69,15 @@ class StepContext:
         if self.epoch_keys is None:
             return rng.derive_keys(self.seeds[rows], rng.STREAM_NOISE, stream, self.epoch, self.step, layer)
         return self.epoch_keys.noise(stream, layer)[rows, self.step]
+
+
+@dataclass
+class MemberState:
+    """A piece's per-member tensors by name, ``(K, ...)`` each (a subclass declares the fields):
+    ``select(index)`` keeps the members at ``index``, as the loop does when members stop."""
+
+    def select(self, index: torch.Tensor):
+        return type(self)(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
 
 
 @dataclass

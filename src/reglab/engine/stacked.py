@@ -23,9 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .lazy import torch
-
 from . import layout
+from .lazy import torch
 
 
 @dataclass

@@ -9,10 +9,9 @@ one coefficient per Dense layer, the output layer included.
 
 from __future__ import annotations
 
-from ..lazy import no_grad, torch
-
 from .. import checks
 from ..architecture import layers
+from ..lazy import no_grad, torch
 from ..losses import member_sum
 from ..pieces import Piece, active_rows, member_column, member_view
 from ..technique import Technique, setting

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..lazy import torch
-
 from .. import checks, rng
+from ..lazy import torch
 from ..pieces import Piece, StepContext, active_rows, member_column, on_rows
 from ..registry import register
 from ..technique import KerasCounterpart, Technique, setting

@@ -22,12 +22,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..lazy import torch
-
 from .. import checks
 from .. import monitor as improvement
+from ..lazy import torch
 from ..monitor import MODES
-from ..pieces import REASON_CODE, Piece, StopDecision, member_column, member_view
+from ..pieces import REASON_CODE, MemberState, Piece, StopDecision, member_column, member_view
 from ..registry import register
 from ..technique import KerasCounterpart, Technique, setting
 
@@ -87,24 +86,24 @@ class EarlyStopping(Technique):
         rows = [s if s is not None else never for s in settings]
         col = lambda values, dtype=torch.float32: member_column(values, device, dtype)  # noqa: E731
         nan = math.nan
-        state = {
-            "monitor_index": col([sorted(monitors).index(s.monitor) for s in rows], torch.int64),
-            "sign": col([1.0 if s.direction(available_logs) == "min" else -1.0 for s in rows]),
-            "min_delta": col([abs(s.min_delta) for s in rows], torch.float64),
-            "patience": col([s.patience if s is not never else math.inf for s in rows]),
-            "baseline": col([nan if s.baseline is None else s.baseline for s in rows]),
-            "start_from_epoch": col([s.start_from_epoch for s in rows], torch.int64),
-            "restore": col([s.restore_best_weights for s in rows], torch.bool),
-            "check_finite": col([s.check_finite for s in rows], torch.bool),
-            "stopping_threshold": col([nan if s.stopping_threshold is None else s.stopping_threshold for s in rows]),
-            "divergence_threshold": col([nan if s.divergence_threshold is None else s.divergence_threshold for s in rows]),
-            "enabled": col([s is not never for s in rows], torch.bool),
+        state = EarlyStoppingState(
+            monitor_index=col([sorted(monitors).index(s.monitor) for s in rows], torch.int64),
+            sign=col([1.0 if s.direction(available_logs) == "min" else -1.0 for s in rows]),
+            min_delta=col([abs(s.min_delta) for s in rows], torch.float64),
+            patience=col([s.patience if s is not never else math.inf for s in rows]),
+            baseline=col([nan if s.baseline is None else s.baseline for s in rows]),
+            start_from_epoch=col([s.start_from_epoch for s in rows], torch.int64),
+            restore=col([s.restore_best_weights for s in rows], torch.bool),
+            check_finite=col([s.check_finite for s in rows], torch.bool),
+            stopping_threshold=col([nan if s.stopping_threshold is None else s.stopping_threshold for s in rows]),
+            divergence_threshold=col([nan if s.divergence_threshold is None else s.divergence_threshold for s in rows]),
+            enabled=col([s is not never for s in rows], torch.bool),
             # Running state, Keras's names.
-            "best": col([nan] * len(rows)),
-            "has_best": col([False] * len(rows), torch.bool),
-            "wait": col([0] * len(rows), torch.int64),
-            "best_epoch": col([0] * len(rows), torch.int64),
-        }
+            best=col([nan] * len(rows)),
+            has_best=col([False] * len(rows), torch.bool),
+            wait=col([0] * len(rows), torch.int64),
+            best_epoch=col([0] * len(rows), torch.int64),
+        )
         return EarlyStoppingPiece(sorted(monitors), state, BestWeights())
 
 
@@ -131,43 +130,64 @@ class BestWeights:
         return BestWeights(None if self.snapshot is None else [p[index] for p in self.snapshot])
 
 
+@dataclass
+class EarlyStoppingState(MemberState):
+    """Every member's settings as tensors and its running state, by Keras's names (``best``, ``wait``...)."""
+
+    monitor_index: torch.Tensor
+    sign: torch.Tensor
+    min_delta: torch.Tensor
+    patience: torch.Tensor
+    baseline: torch.Tensor
+    start_from_epoch: torch.Tensor
+    restore: torch.Tensor
+    check_finite: torch.Tensor
+    stopping_threshold: torch.Tensor
+    divergence_threshold: torch.Tensor
+    enabled: torch.Tensor
+    best: torch.Tensor
+    has_best: torch.Tensor
+    wait: torch.Tensor
+    best_epoch: torch.Tensor
+
+
 class EarlyStoppingPiece(Piece):
-    def __init__(self, monitors: list[str], state: dict[str, torch.Tensor], best: BestWeights):
+    def __init__(self, monitors: list[str], state: EarlyStoppingState, best: BestWeights):
         self.monitors = monitors
         self.s = state
-        self.any_restore = bool(state["restore"].any())
+        self.any_restore = bool(state.restore.any())
         self.best = best  # best weights, for members that restore them
 
     def _current(self, logs: dict[str, torch.Tensor]) -> torch.Tensor:
         values = torch.stack([logs[m] for m in self.monitors])  # (n_monitors, K)
-        return values.gather(0, self.s["monitor_index"].view(1, -1)).squeeze(0)
+        return values.gather(0, self.s.monitor_index.view(1, -1)).squeeze(0)
 
     def on_epoch_end(self, epoch, logs, params) -> StopDecision:
         s = self.s
         current = self._current(logs)
-        sign = s["sign"]
-        monitored = s["enabled"] & (epoch >= s["start_from_epoch"])
+        sign = s.sign
+        monitored = s.enabled & (epoch >= s.start_from_epoch)
 
         # Keras: monitor_op(current - min_delta, best), min_delta negated in min mode, computed in
         # float64 and compared in float32. In sign space (min: +v, max: -v) that is s*v + |d| < s*best.
-        shifted = (sign.double() * current.double() + s["min_delta"]).float()
-        improved = monitored & (~s["has_best"] | (shifted < sign * s["best"]))
-        wait = torch.where(monitored, s["wait"] + 1, s["wait"])
-        s["best"] = torch.where(improved, current, s["best"])
-        s["has_best"] = s["has_best"] | improved
-        s["best_epoch"] = torch.where(improved, torch.full_like(s["best_epoch"], epoch), s["best_epoch"])
-        beats_baseline = torch.isnan(s["baseline"]) | (shifted < sign * s["baseline"])
-        s["wait"] = torch.where(improved & beats_baseline, torch.zeros_like(wait), wait)
+        shifted = (sign.double() * current.double() + s.min_delta).float()
+        improved = monitored & (~s.has_best | (shifted < sign * s.best))
+        wait = torch.where(monitored, s.wait + 1, s.wait)
+        s.best = torch.where(improved, current, s.best)
+        s.has_best = s.has_best | improved
+        s.best_epoch = torch.where(improved, torch.full_like(s.best_epoch, epoch), s.best_epoch)
+        beats_baseline = torch.isnan(s.baseline) | (shifted < sign * s.baseline)
+        s.wait = torch.where(improved & beats_baseline, torch.zeros_like(wait), wait)
 
         if self.any_restore:
-            self.best.update(improved & s["restore"], params)
+            self.best.update(improved & s.restore, params)
 
-        patience = monitored & ~improved & (s["wait"] >= s["patience"]) & (epoch > 0)
-        threshold = monitored & (sign * current < sign * s["stopping_threshold"])
-        divergence = monitored & (sign * current > sign * s["divergence_threshold"])
-        non_finite = s["enabled"] & s["check_finite"] & ~torch.isfinite(current)
+        patience = monitored & ~improved & (s.wait >= s.patience) & (epoch > 0)
+        threshold = monitored & (sign * current < sign * s.stopping_threshold)
+        divergence = monitored & (sign * current > sign * s.divergence_threshold)
+        non_finite = s.enabled & s.check_finite & ~torch.isfinite(current)
 
-        reason = torch.zeros_like(s["wait"])
+        reason = torch.zeros_like(s.wait)
         # Later assignments win: non-finite first, then the thresholds, then patience (Lightning's order).
         for flag, name in (
             (patience, "patience"),
@@ -179,14 +199,14 @@ class EarlyStoppingPiece(Piece):
         return StopDecision(stop=patience | threshold | divergence | non_finite, reason=reason)
 
     def finalize(self, params):
-        return self.best.restore(self.s["restore"] & self.s["has_best"], params)
+        return self.best.restore(self.s.restore & self.s.has_best, params)
 
     def report(self):
-        enabled = self.s["enabled"]
+        enabled = self.s.enabled
         return {
-            "best_epoch": torch.where(enabled & self.s["has_best"], self.s["best_epoch"], -1),
-            "restored": enabled & self.s["restore"] & self.s["has_best"],
+            "best_epoch": torch.where(enabled & self.s.has_best, self.s.best_epoch, -1),
+            "restored": enabled & self.s.restore & self.s.has_best,
         }
 
     def select(self, index):
-        return EarlyStoppingPiece(self.monitors, {k: v[index] for k, v in self.s.items()}, self.best.select(index))
+        return EarlyStoppingPiece(self.monitors, self.s.select(index), self.best.select(index))

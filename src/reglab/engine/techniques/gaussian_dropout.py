@@ -6,9 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..lazy import torch
-
 from .. import checks
+from ..lazy import torch
 from ..pieces import Piece, StepContext, active_rows, member_column, on_rows
 from ..registry import register
 from ..technique import KerasCounterpart, Technique, setting

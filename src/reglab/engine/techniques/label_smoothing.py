@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..lazy import torch
-
 from .. import checks
+from ..lazy import torch
 from ..pieces import Piece, member_column, member_view
 from ..registry import register
 from ..technique import KerasCounterpart, Technique, setting

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from ..lazy import torch
 
 from .. import checks
 from ..checks import MC_MAX_PASSES
+from ..lazy import torch
 from ..pieces import Inert, Piece
 from ..registry import register
 from ..technique import Technique, setting

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..lazy import torch
-
 from .. import checks
+from ..lazy import torch
 from ..pieces import Piece, StepContext, member_column, member_view
 from ..architecture import layers
 from ..registry import register
