@@ -557,3 +557,33 @@ def test_a_users_own_files_are_never_taken_for_a_run_folder(tmp_path, capsys):
         code, err = run_cli(capsys, "run", p, "--out", tmp_path, "--quiet", *extra)
         assert code == 2 and ("folder is not empty" in err or "not a reglab run folder" in err), err
         assert p.read_text() == before and sorted(c.name for c in tmp_path.iterdir()) == ["experiment.toml"]
+
+
+def test_resume_plans_once_and_finishes_as_an_uninterrupted_run(tmp_path, monkeypatch):
+    """A resumed run loads and splits the data once (the plan of what is left is the full plan,
+    filtered), and ends with the summary an uninterrupted run gives."""
+    import reglab.plan
+    import reglab.runner
+
+    p = experiment(tmp_path)
+    train_one = reglab.runner.run_population
+    calls = []
+
+    def crash_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        return train_one(*args, **kwargs)
+
+    monkeypatch.setattr(reglab.runner, "run_population", crash_on_second)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_experiment(Experiment.from_file(p), tmp_path / "resumed", memory_budget_mb=0.05)
+    monkeypatch.undo()
+    assert len(list((tmp_path / "resumed" / "parts").glob("*.json"))) == 1
+    loads = []
+    load = reglab.plan.load_data
+    monkeypatch.setattr(reglab.plan, "load_data", lambda e: loads.append(1) or load(e))
+    resumed = run_experiment(Experiment.from_file(p), tmp_path / "resumed", resume=True, memory_budget_mb=0.05)
+    assert loads == [1]
+    whole = run_experiment(Experiment.from_file(p), tmp_path / "whole", memory_budget_mb=0.05)
+    pd.testing.assert_frame_equal(resumed, whole)

@@ -19,7 +19,6 @@ from .engine import Trainer
 from .engine.architecture import layers
 from .engine.technique import SummaryContext
 from .plan import Plan, Population, engine_members
-from .spec import Experiment
 
 # Per optimizer step, the fixed cost of a population, in units of one parameter of one member
 # (measured on a 2-core CPU: ~2 ms of dispatch per step against ~7 ns per member-parameter).
@@ -93,10 +92,10 @@ def _metrics(task: str) -> list[str]:
     return ["loss", "accuracy"] if task != "regression" else ["loss", "mse", "mae"]
 
 
-def summary_functions(experiment: Experiment) -> list[tuple[str, object]]:
+def summary_functions(plan: Plan) -> list[tuple[str, object]]:
     """``(technique name, function)`` for the summary columns of every technique some variant
     uses, each function once (several techniques share the weight statistics), by name."""
-    used = {type(t) for v in experiment.spec.variant for t in experiment.techniques(v)}
+    used = {type(t) for m in plan.members for t in m.techniques}
     out: list[tuple[str, object]] = []
     for cls in sorted(used, key=lambda c: c.name):
         out += [(cls.name, fn) for fn in cls.summary if fn not in [f for _, f in out]]
@@ -159,7 +158,7 @@ def run_population(plan: Plan, population: Population, device: str = "cpu", on_e
     # The techniques' own columns (exact zeros, MC dropout's scores...), for every member of the
     # population when any variant of the experiment uses the technique, so variants compare.
     context = SummaryContext(plan.arch, result, arrays[splits[-1]], splits[-1], list(plan.data.feature_names))
-    extra, whose = technique_columns(summary_functions(plan.experiment), context)
+    extra, whose = technique_columns(summary_functions(plan), context)
     kfold = any(m.fold is not None for m in population.members)
     rows, frames, weights = [], [], {}
     best = result.best_epoch

@@ -8,6 +8,7 @@ member's result; the tests check that.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ class MemberPlan:
     epochs: int
     batch_size: int
     optimizer: object
+    techniques: tuple = ()  # the variant's techniques, built once when the plan is made
 
     @property
     def key(self) -> str:
@@ -56,8 +58,16 @@ class Plan:
     experiment: Experiment
     data: Dataset
     arch: Architecture
-    members: list[MemberPlan]
-    populations: list[Population]
+    members: list[MemberPlan]  # every member of the experiment
+    populations: list[Population]  # those that train (all, or the ones asked for), grouped
+    shared_rows: bool = True  # every member trains on the same rows (fixed and tail splits)
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB
+
+    def only(self, keys: set[str]) -> Plan:
+        """This plan with only the members at ``keys`` in its populations (what a resumed run
+        still trains): nothing is loaded, split or checked again."""
+        todo = [m for m in self.members if m.key in keys]
+        return dataclasses.replace(self, populations=_populations(todo, self.arch, self.shared_rows, self.memory_budget_mb))
 
 
 def load_data(experiment: Experiment) -> tuple[Dataset, np.ndarray | None]:
@@ -136,14 +146,14 @@ def make_plan(experiment: Experiment, memory_budget_mb: float = DEFAULT_MEMORY_B
         raise
 
 
-def _check_against_data(experiment: Experiment, arch: Architecture, rows: dict[str, np.ndarray]) -> None:
+def _check_against_data(experiment: Experiment, arch: Architecture, rows: dict[str, np.ndarray], techniques: dict[str, tuple]) -> None:
     """What only the data decides: the task a technique must apply to, the metrics a stopping rule
     may monitor, and the summary columns a [report] reference may name."""
     metrics = {"loss": "min", **{m: make_metric(m, arch.task).direction for m in METRICS_FOR_TASK[arch.task]}}
     logs = {prefix + name: direction for prefix in ("", "val_") for name, direction in metrics.items()}  # runs always validate
     for i, variant in enumerate(experiment.spec.variant):
         try:
-            check_member(experiment.techniques(variant), arch, logs)
+            check_member(techniques[variant.name], arch, logs)
         except ValueError as err:
             raise UserError(f"variant[{i}].{err}") from None
     columns = [f"{split}_{metric}" for split in rows for metric in metrics]
@@ -159,6 +169,7 @@ def _make_plan(experiment: Experiment, memory_budget_mb: float, only: set[str] |
     splits = split_spec(experiment, data)
     t = experiment.spec.train
     folds = range(splits.folds) if splits.method == "kfold" else [None]
+    techniques = {variant.name: experiment.techniques(variant) for variant in experiment.spec.variant}  # built once, carried
     members = []
     for variant in experiment.spec.variant:
         for seed in experiment.seeds():
@@ -175,15 +186,22 @@ def _make_plan(experiment: Experiment, memory_budget_mb: float, only: set[str] |
                         epochs=variant.epochs or t.epochs,
                         batch_size=variant.batch_size or t.batch_size,
                         optimizer=experiment.optimizer(variant),
+                        techniques=techniques[variant.name],
                     )
                 )
-    _check_against_data(experiment, arch, members[0].rows)
-    todo = [m for m in members if only is None or m.key in only]
+    _check_against_data(experiment, arch, members[0].rows, techniques)
+    shared = splits.method in ("fixed", "tail")
+    plan = Plan(experiment, data, arch, members, [], shared, memory_budget_mb)
+    return plan.only({m.key for m in members} if only is None else only)
+
+
+def _populations(todo: list[MemberPlan], arch: Architecture, shared: bool, memory_budget_mb: float) -> list[Population]:
+    """Members that can train together (same epochs, batch size, optimizer and split sizes) in
+    populations no larger than the memory budget allows."""
     groups: dict[tuple, list[MemberPlan]] = {}
     for m in todo:
         key = (m.epochs, m.batch_size, m.optimizer, len(m.rows["train"]), len(m.rows["val"]), len(m.rows.get("test", ())))
         groups.setdefault(key, []).append(m)
-    shared = splits.method in ("fixed", "tail")
     budget = memory_budget_mb * 2**20
     populations = []
     for (epochs, batch_size, optimizer, *_), group in groups.items():
@@ -191,11 +209,8 @@ def _make_plan(experiment: Experiment, memory_budget_mb: float, only: set[str] |
         size = max(1, int(budget // per))
         for start in range(0, len(group), size):
             populations.append(Population(group[start : start + size], epochs, batch_size, optimizer))
-    return Plan(experiment, data, arch, members, populations)
+    return populations
 
 
 def engine_members(population: Population) -> list[Member]:
-    return [
-        Member(seed=m.seed, learning_rate=m.learning_rate, techniques=Experiment.techniques(m.variant), label=m.variant.name)
-        for m in population.members
-    ]
+    return [Member(seed=m.seed, learning_rate=m.learning_rate, techniques=m.techniques, label=m.variant.name) for m in population.members]

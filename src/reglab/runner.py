@@ -37,7 +37,7 @@ def run_experiment(
         folder = stack.enter_context(RunFolder.open(out, experiment, resume, full, restart=restart))  # locked until the summary is written
         finished = folder.finished_keys()
         todo = {m.key for m in full.members} - finished
-        plan = make_plan(experiment, memory_budget_mb, only=todo) if finished else full
+        plan = full.only(todo) if finished else full  # planned once: the data is not loaded again
         if cluster is not None:
             _train_on_ray(plan, folder, cluster, device, progress)
         else:
