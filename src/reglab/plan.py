@@ -9,14 +9,13 @@ member's result; the tests check that.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel
 
 from .data import Dataset, SplitSpec, load_builtin, load_table, split_indices
-from .engine import Architecture, Member
+from .engine import Architecture, Member, checks
 from .engine.losses import METRICS_FOR_TASK, make_metric
 from .engine.technique import check_member
 from .errors import UserError
@@ -130,8 +129,6 @@ def bytes_per_member(arch: Architecture, rows: dict[str, np.ndarray], batch_size
     return 4 * (state + activations + data)
 
 
-# Fields of an experiment file: a planning error that starts with one gets the file's name in front.
-_FIELDS = ("data", "model", "train", "variant", "sweep", "report", "seeds")
 
 
 def make_plan(experiment: Experiment, memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB, only: set[str] | None = None) -> Plan:
@@ -140,9 +137,8 @@ def make_plan(experiment: Experiment, memory_budget_mb: float = DEFAULT_MEMORY_B
     try:
         return _make_plan(experiment, memory_budget_mb, only)
     except UserError as err:
-        text = str(err)
-        if re.match(rf"({'|'.join(_FIELDS)})[.\[:]", text):
-            raise UserError(f"{experiment.source}: {text}") from None
+        if err.field is not None:  # a field of the experiment file: name the file
+            raise err.in_file(experiment.source) from None
         raise
 
 
@@ -154,13 +150,15 @@ def _check_against_data(experiment: Experiment, arch: Architecture, rows: dict[s
     for i, variant in enumerate(experiment.spec.variant):
         try:
             check_member(techniques[variant.name], arch, logs)
-        except ValueError as err:
-            raise UserError(f"variant[{i}].{err}") from None
+        except checks.FieldError as err:
+            raise UserError(err.problem, field=f"variant[{i}].{err.field}") from None
+        except ValueError as err:  # a registered technique's own check, in its own words
+            raise UserError(str(err), field=f"variant[{i}]") from None
     columns = [f"{split}_{metric}" for split in rows for metric in metrics]
     for variant, values in experiment.spec.report.reference.items():
         for column in values:
             if column not in columns:
-                raise UserError(f"report.reference.{variant!r}.{column}: this experiment's summary has no such column; it has {', '.join(columns)}")
+                raise UserError(f"this experiment's summary has no such column; it has {', '.join(columns)}", field=f"report.reference.{variant!r}.{column}")
 
 
 def _make_plan(experiment: Experiment, memory_budget_mb: float, only: set[str] | None) -> Plan:

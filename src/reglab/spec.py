@@ -17,7 +17,7 @@ import tomli_w
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from . import variants
-from .engine import SGD, Adam, Architecture, registry
+from .engine import SGD, Adam, Architecture, checks, registry
 from .errors import UserError
 from .variants import Number, Strict, SweepRange, describe_error, expand_sweep, is_parameter, table_models, techniques_of
 
@@ -216,7 +216,7 @@ class Experiment:
         try:
             return cls(spec, source)
         except UserError as err:
-            raise UserError(f"{source}: {err}") from None
+            raise err.in_file(source) from None
 
     def _check(self) -> None:
         s = self.spec
@@ -305,11 +305,14 @@ class Experiment:
 
     @staticmethod
     def _guard(where: str, build) -> None:
+        """``build()``, with a refused setting named where it sits in the file (an optimizer's
+        ``optimizer.beta_1`` is ``train.beta_1`` there)."""
         try:
             build()
-        except ValueError as err:
-            text = str(err).removeprefix("optimizer.")
-            raise UserError(f"{where}.{text}") from None
+        except checks.FieldError as err:
+            raise UserError(err.problem, field=f"{where}.{err.field.removeprefix('optimizer.')}") from None
+        except ValueError as err:  # a registered technique's own check, in its own words
+            raise UserError(str(err), field=where) from None
 
     # --- what the engine needs -------------------------------------------------------------------
 

@@ -239,36 +239,37 @@ GENERATORS = {"moons", "circles", "blobs", "xor", "spiral", "gauss", "gaussian-q
 def load_builtin(name: str, params: dict | None = None, where: str = "data.dataset") -> Dataset:
     """A built-in dataset by name; ``params`` are a generator's arguments."""
     if name not in BUILTINS:
-        raise UserError(f"{where}: unknown dataset {name!r}; built-in datasets are " + ", ".join(BUILTINS))
+        raise UserError(f"unknown dataset {name!r}; built-in datasets are " + ", ".join(BUILTINS), field=where)
     params = params or {}
     if params and name not in GENERATORS:
-        raise UserError(f"{where}: {name!r} takes no parameters, got {', '.join(sorted(params))}")
+        raise UserError(f"{name!r} takes no parameters, got {', '.join(sorted(params))}", field=where)
     import inspect
 
     allowed = inspect.signature(BUILTINS[name]).parameters
     for key in params:
         if key not in allowed:
-            raise UserError(f"{where}: {name!r} has no parameter {key!r}; it takes " + ", ".join(allowed))
+            raise UserError(f"{name!r} has no parameter {key!r}; it takes " + ", ".join(allowed), field=where)
     try:
         data = BUILTINS[name](**params)
     except (TypeError, ValueError) as err:
-        raise UserError(f"{where}: {name!r} rejected its parameters: {err}") from None
-    _check_generated(data, f"{where}: {name!r}" + (" with " + ", ".join(f"{k}={v!r}" for k, v in params.items()) if params else ""))
+        raise UserError(f"{name!r} rejected its parameters: {err}", field=where) from None
+    _check_generated(data, where, repr(name) + (" with " + ", ".join(f"{k}={v!r}" for k, v in params.items()) if params else ""))
     return data
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _check_generated(data: Dataset, what: str) -> None:
-    """What a generator made is checked as a file's rows are: two classes at least for
-    classification, and numbers the engine can hold (finite in float32)."""
+def _check_generated(data: Dataset, where: str, what: str) -> None:
+    """What a generator made (``what``, named in the field ``where``) is checked as a file's rows
+    are: two classes at least for classification, and numbers the engine can hold (finite in
+    float32)."""
     if data.task != "regression" and data.n_classes < 2:
-        raise UserError(f"{what} gives a single class ({data.classes[0]!r}); classification needs at least two")
+        raise UserError(f"{what} gives a single class ({data.classes[0]!r}); classification needs at least two", field=where)
     targets = np.reshape(data.y, (len(data.y), -1)) if data.task == "regression" else np.empty((len(data.y), 0))
     columns = [(data.X[:, j], f"column {name!r}") for j, name in enumerate(data.feature_names)]
     for values, column in columns + [(targets[:, j], "the target") for j in range(targets.shape[1])]:
         bad = ~(np.abs(values) <= FLOAT32_MAX)  # NaN compares False
         if bad.any():
             i = int(np.argmax(bad))
-            raise UserError(f"{what} gives {float(values[i]):g} in row {i + 1}, {column}; values must be finite and fit float32 (|x| <= {FLOAT32_MAX:.4g})")
+            raise UserError(f"{what} gives {float(values[i]):g} in row {i + 1}, {column}; values must be finite and fit float32 (|x| <= {FLOAT32_MAX:.4g})", field=where)

@@ -82,14 +82,14 @@ def split_indices(data: Dataset, spec: SplitSpec, seed: int, fold: int | None = 
             rows, out["test"] = _random(rows, spec.test, seed, classes[rows] if stratified else None, "test", "data.test")
     if spec.method == "kfold":
         if len(rows) < spec.folds:
-            raise UserError(f"data.folds: {spec.folds} folds need at least {spec.folds} rows, got {len(rows)}")
+            raise UserError(f"{spec.folds} folds need at least {spec.folds} rows, got {len(rows)}", field="data.folds")
         from sklearn.model_selection import KFold, StratifiedKFold
 
         splitter = (StratifiedKFold if stratified else KFold)(n_splits=spec.folds, shuffle=True, random_state=seed)
         try:
             folds = list(splitter.split(rows, classes[rows] if stratified else None))
         except ValueError as err:
-            raise UserError(f"data.folds: {spec.folds} stratified folds are impossible here: {err}") from None
+            raise UserError(f"{spec.folds} stratified folds are impossible here: {err}", field="data.folds") from None
         train, val = folds[fold or 0]
         out["train"], out["val"] = rows[train], rows[val]
     elif spec.method == "tail":
@@ -98,7 +98,7 @@ def split_indices(data: Dataset, spec: SplitSpec, seed: int, fold: int | None = 
         stratify = classes[rows] if spec.method == "stratified" else None
         out["train"], out["val"] = _random(rows, spec.validation, seed, stratify, "validation", "data.validation")
     if data.task != "regression" and len(np.unique(data.y[out["train"]])) < 2:
-        raise UserError(f"data.split: seed {seed}'s training rows hold a single class; classification needs at least two")
+        raise UserError(f"seed {seed}'s training rows hold a single class; classification needs at least two", field="data.split")
     return out
 
 

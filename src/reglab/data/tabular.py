@@ -27,7 +27,7 @@ def _read(path: Path) -> pd.DataFrame:
     import pandas as pd
 
     if not path.exists():
-        raise UserError(f"data.path: file not found: {path}")
+        raise UserError(f"file not found: {path}", field="data.path")
     if path.suffix.lower() == ".csv":
         _check_header(path)
     try:
@@ -36,8 +36,8 @@ def _read(path: Path) -> pd.DataFrame:
         if path.suffix.lower() == ".csv":
             return pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as err:  # the file itself is broken: say so in one line
-        raise UserError(f"{path}: cannot be read as {path.suffix[1:]}: {str(err).splitlines()[0]}") from None
-    raise UserError(f"data.path: must be a .csv or .parquet file, got {path.name}")
+        raise UserError(f"cannot be read as {path.suffix[1:]}: {str(err).splitlines()[0]}", file=str(path)) from None
+    raise UserError(f"must be a .csv or .parquet file, got {path.name}", field="data.path")
 
 
 def _check_header(path: Path) -> None:
@@ -54,7 +54,7 @@ def _check_unique(path: Path, columns: list[str]) -> None:
     seen = set()
     for c in columns:
         if c in seen:
-            raise UserError(f"{path}: column {c!r} appears twice in the header; give every column its own name")
+            raise UserError(f"column {c!r} appears twice in the header; give every column its own name", file=str(path))
         seen.add(c)
 
 
@@ -68,7 +68,7 @@ def _numeric(path: Path, df: pd.DataFrame, column: str) -> np.ndarray:
 
     raw = df[column]
     if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_timedelta64_dtype(raw) or isinstance(raw.dtype, pd.PeriodDtype):
-        raise UserError(f"{path}: column {column!r} holds dates or times; features must be numbers (convert it, or leave it out of data.features)")
+        raise UserError(f"column {column!r} holds dates or times; features must be numbers (convert it, or leave it out of data.features)", file=str(path))
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~(np.abs(values) <= FLOAT32_MAX)  # NaN compares False; the engine computes in float32
     if bad.any():
@@ -76,7 +76,7 @@ def _numeric(path: Path, df: pd.DataFrame, column: str) -> np.ndarray:
         text = str(raw.iloc[i]).strip()
         if np.isfinite(values[i]):  # finite in float64, infinite in float32
             raise UserError(
-                f"{path}: {_where(path, i)}, column {column!r}: too large: {text!r}; features must fit float32 (|x| <= {FLOAT32_MAX:.4g})"
+                f"{_where(path, i)}, column {column!r}: too large: {text!r}; features must fit float32 (|x| <= {FLOAT32_MAX:.4g})", file=str(path)
             )
         try:
             float(text)
@@ -84,7 +84,7 @@ def _numeric(path: Path, df: pd.DataFrame, column: str) -> np.ndarray:
         except ValueError:
             is_number = False
         what = "missing" if text == "" else ("not finite" if is_number else "not a number")
-        raise UserError(f"{path}: {_where(path, i)}, column {column!r}: {what}: {text!r}; features must be finite numbers")
+        raise UserError(f"{_where(path, i)}, column {column!r}: {what}: {text!r}; features must be finite numbers", file=str(path))
     return values
 
 
@@ -111,23 +111,23 @@ def load_table(
         if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
             sep = next(sep for sep in ";\t|" if sep in columns[0])
             hint = f" (the header looks separated by {sep!r}; reglab reads comma-separated CSV: save the file with commas)"
-        raise UserError(f"{path}: no target column {target!r}; columns are " + ", ".join(columns) + hint)
+        raise UserError(f"no target column {target!r}; columns are " + ", ".join(columns) + hint, file=str(path))
     if len(df) == 0:
-        raise UserError(f"{path}: has a header but no rows")
+        raise UserError("has a header but no rows", file=str(path))
     if features:
         for i, c in enumerate(features):
             if c == target:
-                raise UserError(f"data.features[{i}]: is the target column {target!r}; a target among the features leaks the answer")
+                raise UserError(f"is the target column {target!r}; a target among the features leaks the answer", field=f"data.features[{i}]")
             if c in exclude:
-                raise UserError(f"data.features[{i}]: is the split column {c!r}; it says where a row goes, it is not a feature")
+                raise UserError(f"is the split column {c!r}; it says where a row goes, it is not a feature", field=f"data.features[{i}]")
             if features.count(c) > 1:
-                raise UserError(f"data.features: lists {c!r} {features.count(c)} times; give each feature once")
+                raise UserError(f"lists {c!r} {features.count(c)} times; give each feature once", field="data.features")
     features = features or [c for c in columns if c != target and c not in exclude]
     for c in features:
         if c not in columns:
-            raise UserError(f"{path}: no feature column {c!r}; columns are " + ", ".join(columns))
+            raise UserError(f"no feature column {c!r}; columns are " + ", ".join(columns), file=str(path))
     if not features:
-        raise UserError(f"{path}: no feature columns besides the target {target!r}")
+        raise UserError(f"no feature columns besides the target {target!r}", file=str(path))
     X = np.column_stack([_numeric(path, df, c) for c in features])
 
     labels = df[target]
@@ -137,7 +137,7 @@ def load_table(
     missing = (text == "").to_numpy() | labels.isna().to_numpy() | (marker & numbers)
     if missing.any():
         i = int(np.flatnonzero(missing)[0])
-        raise UserError(f"{path}: {_where(path, i)}, column {target!r}: missing target value {text.iloc[i]!r}; every row needs a target")
+        raise UserError(f"{_where(path, i)}, column {target!r}: missing target value {text.iloc[i]!r}; every row needs a target", file=str(path))
     numeric = pd.to_numeric(text, errors="coerce")
     task, reason = infer_task(task, numeric, target)
     if task == "regression":
@@ -146,7 +146,7 @@ def load_table(
     values = numeric.to_numpy() if numeric.notna().all() else text.to_numpy()
     if len(np.unique(values)) < 2 and not single_class_ok:
         only = values[0].item() if hasattr(values[0], "item") else values[0]
-        raise UserError(f"{path}: column {target!r} has a single class ({only!r}); classification needs at least two")
+        raise UserError(f"column {target!r} has a single class ({only!r}); classification needs at least two", file=str(path))
     return classification(path.stem, X, values, features, description=f"{path.name}, target {target!r}", task_reason=reason)
 
 

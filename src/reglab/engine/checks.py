@@ -10,8 +10,25 @@ from typing import Any
 MC_MAX_PASSES = 10_000  # Monte Carlo passes a prediction may take: more add nothing but time
 
 
+class FieldError(ValueError):
+    """A refusal about one named setting: ``"<field>: <problem>"``. Whoever knows where the
+    setting sits (a variant of an experiment file) reads ``field`` and ``problem`` as they are."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field, self.problem = field, problem
+        super().__init__(f"{field}: {problem}")
+
+
+class CheckError(FieldError):
+    """A value refused by a check: the setting's ``name``, the ``value`` and what is ``allowed``."""
+
+    def __init__(self, name: str, value: Any, allowed: str) -> None:
+        self.value, self.allowed = value, allowed
+        super().__init__(name, f"must be {allowed}, got {value!r}")
+
+
 def fail(name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"{name}: must be {allowed}, got {value!r}")
+    raise CheckError(name, value, allowed)
 
 
 def choice(name: str, value: Any, options: Iterable[str]) -> str:
@@ -31,16 +48,7 @@ def number(
     hi_open: bool = False,
 ) -> float:
     """A finite real number inside the given bounds (closed unless ``*_open``)."""
-    lo_text = "" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
-    hi_text = "" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
-    if lo is not None and hi is not None:
-        allowed = f"a number in {lo_text}, {hi_text}"
-    elif lo is not None:
-        allowed = f"a number {'>' if lo_open else '>='} {lo:g}"
-    elif hi is not None:
-        allowed = f"a number {'<' if hi_open else '<='} {hi:g}"
-    else:
-        allowed = "a finite number"
+    allowed = _numbers_allowed(lo, hi, lo_open, hi_open)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         fail(name, value, allowed)
     if lo is not None and (value < lo or (lo_open and value == lo)):
@@ -50,13 +58,29 @@ def number(
     return float(value)
 
 
-def integer(name: str, value: Any, *, lo: int | None = None, hi: int | None = None) -> int:
+def _numbers_allowed(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    """The words for the numbers these bounds allow (closed unless ``*_open``)."""
+    lo_text = "" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
+    hi_text = "" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
     if lo is not None and hi is not None:
-        allowed = f"an integer in [{lo}, {hi}]"
-    elif lo is not None:
-        allowed = f"an integer >= {lo}"
-    else:
-        allowed = "an integer"
+        return f"a number in {lo_text}, {hi_text}"
+    if lo is not None:
+        return f"a number {'>' if lo_open else '>='} {lo:g}"
+    if hi is not None:
+        return f"a number {'<' if hi_open else '<='} {hi:g}"
+    return "a finite number"
+
+
+def _integers_allowed(lo: int | None, hi: int | None) -> str:
+    if lo is not None and hi is not None:
+        return f"an integer in [{lo}, {hi}]"
+    if lo is not None:
+        return f"an integer >= {lo}"
+    return "an integer"
+
+
+def integer(name: str, value: Any, *, lo: int | None = None, hi: int | None = None) -> int:
+    allowed = _integers_allowed(lo, hi)
     if isinstance(value, bool) or not isinstance(value, int):
         fail(name, value, allowed)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
@@ -151,19 +175,11 @@ class Rule:
 
 
 def number_rule(*, lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Rule:
-    try:
-        number("x", math.nan, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
-    except ValueError as err:  # the same words as number()'s message
-        allowed = str(err).removeprefix("x: must be ").rsplit(", got", 1)[0]
-    return Rule("number", allowed, lo, hi, lo_open, hi_open)
+    return Rule("number", _numbers_allowed(lo, hi, lo_open, hi_open), lo, hi, lo_open, hi_open)
 
 
 def integer_rule(*, lo: int | None = None, hi: int | None = None) -> Rule:
-    try:
-        integer("x", None, lo=lo, hi=hi)
-    except ValueError as err:
-        allowed = str(err).removeprefix("x: must be ").rsplit(", got", 1)[0]
-    return Rule("integer", allowed, lo, hi)
+    return Rule("integer", _integers_allowed(lo, hi), lo, hi)
 
 
 def choice_rule(options: Iterable[str]) -> Rule:

@@ -24,7 +24,7 @@ the report's panels, ``reglab techniques``, the Keras bridge and the common test
 (['shrink'], None)
 >>> Shrink(factor=2.0)
 Traceback (most recent call last):
-ValueError: shrink: must be a number in [0, 1), got 2.0
+reglab.engine.checks.CheckError: shrink: must be a number in [0, 1), got 2.0
 """
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ class Technique:
     def check_task(self, task: str) -> None:
         """Raise ``ValueError`` for a task the technique does not apply to."""
         if task not in self.tasks:
-            raise ValueError(f"{self.name}: applies to {' and '.join(self.tasks)} tasks only, got a {task} task")
+            raise checks.FieldError(self.name, f"applies to {' and '.join(self.tasks)} tasks only, got a {task} task")
 
     def validate(self, arch: Architecture) -> None:
         """Check the settings against the layers; raise ``ValueError`` on a bad value. (The task:
@@ -358,7 +358,7 @@ def check_member(techniques: tuple[Technique, ...], arch: Architecture, availabl
     kinds = [type(t) for t in techniques]
     for kind in kinds:
         if kinds.count(kind) > 1:
-            raise ValueError(f"techniques: each technique may appear once per member, got {kind.name} twice")
+            raise checks.FieldError("techniques", f"each technique may appear once per member, got {kind.name} twice")
     for t in techniques:
         t.check_task(arch.task)
         t.validate(arch)

@@ -156,7 +156,9 @@ class Session:
             experiment = Experiment.from_dict(self.experiment(setup), "playground")
             plan = make_plan(experiment, memory_budget_mb=1e9)
         except UserError as err:  # an uploaded file is named as the page named it
-            raise UserError(re.sub(re.escape(str(self.workdir)) + r"[/\\][^/\\]+[/\\]", "", str(err))) from None
+            if err.file is not None and Path(err.file).resolve().is_relative_to(Path(self.workdir).resolve()):
+                raise err.in_file(Path(err.file).name, replace=True) from None
+            raise
         drawable = 1 if plan.arch.task == "regression" else 2  # a curve over x, or regions in the plane
         if plan.data.X.shape[1] != drawable:
             kind = "a regression" if plan.arch.task == "regression" else "a classification"

@@ -79,7 +79,7 @@ class MCDropout(Technique):
     def check_with(self, others) -> None:
         if self.passes and not any(t.mc_sample for t in others):
             sampled = " or ".join(sorted(t.name for t in _registered() if t.mc_sample))
-            raise ValueError(f"mc_dropout: needs {sampled} above 0 in the same variant (MC dropout samples them), got mc_dropout = {self.passes} with neither")
+            raise checks.FieldError("mc_dropout", f"needs {sampled} above 0 in the same variant (MC dropout samples them), got mc_dropout = {self.passes} with neither")
 
     @classmethod
     def example(cls):
