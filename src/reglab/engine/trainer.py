@@ -29,49 +29,20 @@ from .technique import check_member
 EpochCallback = Callable[[int, int], None]
 
 
-def train(
-    arch: Architecture,
-    members: Sequence[Member],
-    x,
-    y,
-    *,
-    epochs: int,
-    batch_size: int = 32,
-    validation_data: tuple | None = None,
-    validation_split: float = 0.0,
-    optimizer="adam",
-    loss: str | None = None,
-    metrics: Sequence[str] | None = None,
-    clip_probabilities: bool = True,
-    device: str | torch.device = "cpu",
-    initial_params: list[torch.Tensor] | None = None,
-    on_epoch_end: EpochCallback | None = None,
-) -> TrainResult:
+def train(arch: Architecture, members: Sequence[Member], x, y, *, on_epoch_end: EpochCallback | None = None, **settings) -> TrainResult:
     """Train every member for up to ``epochs`` epochs, like ``model.fit`` on each, all at once.
 
     ``x`` is ``(N, n_inputs)`` shared by all members or ``(K, N, n_inputs)`` one set per member
-    (e.g. a different split per seed); ``y`` likewise. ``validation_data=(x_val, y_val)`` or
-    ``validation_split`` (Keras's: the last fraction of the rows as given) gives the ``val_*``
-    history. ``on_epoch_end(epoch, n_still_training)`` is called after each epoch.
+    (e.g. a different split per seed); ``y`` likewise. ``settings`` are :class:`Trainer`'s
+    keyword arguments: ``epochs`` (required), ``batch_size=32``, ``validation_data=(x_val,
+    y_val)`` or ``validation_split`` (Keras's: the last fraction of the rows as given) for the
+    ``val_*`` history, ``optimizer="adam"``, ``loss``, ``metrics``, ``clip_probabilities``,
+    ``device``, ``initial_params``. ``on_epoch_end(epoch, n_still_training)`` is called after
+    each epoch.
 
     The loop of a :class:`Trainer`, which does the same one epoch at a time.
     """
-    trainer = Trainer(
-        arch,
-        members,
-        x,
-        y,
-        epochs=epochs,
-        batch_size=batch_size,
-        validation_data=validation_data,
-        validation_split=validation_split,
-        optimizer=optimizer,
-        loss=loss,
-        metrics=metrics,
-        clip_probabilities=clip_probabilities,
-        device=device,
-        initial_params=initial_params,
-    )
+    trainer = Trainer(arch, members, x, y, **settings)
     while not trainer.done:
         n_training = trainer.step()
         if on_epoch_end is not None:
@@ -132,32 +103,14 @@ class Trainer:
         self.loss_fn = make_loss(loss or LOSS_NAMES[arch.task][0], arch.task, clip_probabilities)
         self.metric_list = [make_metric(name, arch.task) for name in (metrics if metrics is not None else METRICS_FOR_TASK[arch.task])]
 
-        # Data: float32 tensors on the device; (N, C) shared or (K, N, C) per member.
-        X = arrays.features("x", x, arch, K)
-        Y = arrays.targets("y", y, arch, K, X)
-        arrays.check_rows("x", X, "y", Y, K)
-        if validation_data is not None:
-            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-                checks.fail("validation_data", type(validation_data).__name__, "a pair (x_val, y_val)")
-            Xv = arrays.features("validation_data x", validation_data[0], arch, K)
-            Yv = arrays.targets("validation_data y", validation_data[1], arch, K, Xv)
-            arrays.check_rows("validation_data x", Xv, "validation_data y", Yv, K)
-        elif validation_split > 0:
-            X, Y, Xv, Yv = arrays.keras_validation_split(X, Y, validation_split)
-        else:
-            Xv = Yv = None
-        # Fresh, aligned copies: BLAS kernels may round differently for a view that starts mid-row,
-        # and a member's bits must not depend on where its rows happen to sit in memory.
-        self.X, self.Y = X.to(device).clone(), Y.to(device).clone()
-        if Xv is not None:
-            Xv, Yv = Xv.to(device).clone(), Yv.to(device).clone()
-        self.Xv, self.Yv = Xv, Yv
+        self.X, self.Y, self.Xv, self.Yv = _arrays(arch, K, x, y, validation_data, validation_split, device)
         self.N = self.X.shape[-2]
 
-        # History columns: loss, metrics, then the same on validation, as Keras names them.
-        self.train_names = ["loss"] + [m.name for m in self.metric_list]
-        self.names = self.train_names + ([f"val_{n}" for n in self.train_names] if Xv is not None else [])
+        # History columns: loss, metrics, then the same on validation, as Keras names them; each
+        # with its better direction (what a stopping rule may monitor).
         directions = {"loss": "min", **{m.name: m.direction for m in self.metric_list}}
+        self.train_names = list(directions)
+        self.names = self.train_names + ([f"val_{n}" for n in self.train_names] if self.Xv is not None else [])
         available = {n: directions[n.removeprefix("val_")] for n in self.names}
 
         for m in members:
@@ -357,6 +310,27 @@ class Trainer:
             if key not in self._reports:
                 self._reports[key] = torch.zeros(len(self.members), dtype=v.dtype, device=self.device)
             self._reports[key][dest] = v
+
+
+def _arrays(arch: Architecture, K: int, x, y, validation_data, validation_split: float, device: torch.device) -> tuple:
+    """Training and validation data as float32 tensors on the device, ``(N, C)`` shared by every
+    member or ``(K, N, C)`` one set each: ``(X, Y, X_val, Y_val)``, the validation pair None
+    without validation. Fresh, aligned copies: BLAS kernels may round differently for a view that
+    starts mid-row, and a member's bits must not depend on where its rows happen to sit."""
+    X = arrays.features("x", x, arch, K)
+    Y = arrays.targets("y", y, arch, K, X)
+    arrays.check_rows("x", X, "y", Y, K)
+    if validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            checks.fail("validation_data", type(validation_data).__name__, "a pair (x_val, y_val)")
+        Xv = arrays.features("validation_data x", validation_data[0], arch, K)
+        Yv = arrays.targets("validation_data y", validation_data[1], arch, K, Xv)
+        arrays.check_rows("validation_data x", Xv, "validation_data y", Yv, K)
+    elif validation_split > 0:
+        X, Y, Xv, Yv = arrays.keras_validation_split(X, Y, validation_split)
+    else:
+        return X.to(device).clone(), Y.to(device).clone(), None, None
+    return X.to(device).clone(), Y.to(device).clone(), Xv.to(device).clone(), Yv.to(device).clone()
 
 
 class _Hooks(NamedTuple):
