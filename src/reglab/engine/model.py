@@ -168,8 +168,9 @@ def gradients(
     act, act_backward = ACTIVATIONS[arch.activation], _ACTIVATION_BACKWARD[arch.activation]
     n = arch.n_layers
     h = x if hidden_hook is None else hidden_hook(x, -1)
+    weights, grads = layers(params), layers(out)
     saved: list[_Saved] = []
-    for layer, (W, b) in enumerate(layers(params)):
+    for layer, (W, b) in enumerate(weights):
         if W.shape[-1] > 1:
             h = layout.blas_operand(h)  # as the products take it: the kernel's gradient reads it again
         z = dense(h, W, b)
@@ -196,7 +197,7 @@ def gradients(
         data_loss = loss(logits)
         (g,) = torch.autograd.grad(data_loss.sum(), logits)
     for layer in range(n - 1, -1, -1):
-        W, record = layers(params)[layer].kernel, saved[layer]
+        W, record = weights[layer].kernel, saved[layer]
         if layer < n - 1:  # back through the hook, then the activation
             if record.hook_out is not None:
                 (g,) = torch.autograd.grad(record.hook_out, record.hook_in, g)
@@ -204,7 +205,7 @@ def gradients(
                 (g,) = torch.autograd.grad(record.a, record.z, g)
             else:
                 g = act_backward(g, record.z, record.a)
-        grad_W, grad_b = layers(out)[layer]
+        grad_W, grad_b = grads[layer]
         if W.shape[-1] == 1:
             # autograd's backward of _unit_head: the row sum's gradient spread over the row, then
             # each factor's (the kernel's summed over the rows it was broadcast to).

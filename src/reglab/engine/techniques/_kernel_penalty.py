@@ -80,8 +80,9 @@ class KernelPenaltyPiece(Piece):
     @no_grad
     def penalty(self, params: list[torch.Tensor]) -> torch.Tensor | None:
         total = None
+        kernels = [layer.kernel for layer in layers(params)]
         for layer in self.layers:
-            w, rows = layers(params)[layer].kernel.detach(), self.rows[layer]
+            w, rows = kernels[layer].detach(), self.rows[layer]
             own = w if rows is None else self._members(layer, w, rows)
             coefficient = self.coefficients[:, layer] if rows is None else self.coefficients[rows, layer]
             term = coefficient * member_sum(self._reduce(own, self._buffer(layer, own)).view(own.shape[0], -1))
@@ -92,8 +93,9 @@ class KernelPenaltyPiece(Piece):
 
     @no_grad
     def add_penalty_gradient(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        kernels, kernel_grads = [layer.kernel for layer in layers(params)], [layer.kernel for layer in layers(grads)]
         for layer in self.layers:
-            w, rows, grad = layers(params)[layer].kernel.detach(), self.rows[layer], layers(grads)[layer].kernel
+            w, rows, grad = kernels[layer].detach(), self.rows[layer], kernel_grads[layer]
             if rows is None:
                 grad.add_(self._derivative(w, member_view(self.coefficients[:, layer], w), self._buffer(layer, w)))
             else:

@@ -45,8 +45,9 @@ class MaxNormPiece(Piece):
         self.layers = torch.nonzero(self.active.any(0)).flatten().tolist()
 
     def after_update(self, params: list[torch.Tensor], ctx: StepContext) -> None:
+        kernels = [layer.kernel for layer in layers(params)]
         for layer in self.layers:
-            w = layers(params)[layer].kernel
+            w = kernels[layer]
             bound = member_view(torch.where(self.active[:, layer], self.bounds[:, layer], 0.0), w)
             norms = torch.sqrt(torch.sum(torch.square(w), dim=1, keepdim=True))  # over fan-in: Keras's axis=0
             desired = torch.minimum(norms, bound)  # Keras: clip(norms, 0, max_value); norms are >= 0

@@ -40,8 +40,9 @@ class ProximalL1Piece(Piece):
         self.layers = torch.nonzero(strengths.amax(0) > 0).flatten().tolist()
 
     def after_update(self, params: list[torch.Tensor], ctx: StepContext) -> None:
+        kernels = [layer.kernel for layer in layers(params)]
         for layer in self.layers:
-            w = layers(params)[layer].kernel
+            w = kernels[layer]
             threshold = member_view(ctx.learning_rate * self.strengths[:, layer], w)
             shrunk = torch.sign(w) * torch.clamp_min(torch.abs(w) - threshold, 0.0)
             w.copy_(torch.where(threshold > 0, shrunk, w))
