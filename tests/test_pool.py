@@ -4,8 +4,7 @@ import pandas as pd
 
 from reglab.plan import make_plan
 from reglab.chunks import make_chunks
-from reglab.pool import run_experiments
-from reglab.runner import run_experiment
+from reglab.runner import run_experiment, run_experiments
 from reglab.spec import Experiment
 
 

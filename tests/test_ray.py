@@ -19,8 +19,7 @@ from safetensors.numpy import load_file
 import test_run
 from reglab.cli import main
 from reglab.distributed import RayOptions
-from reglab.pool import run_experiments
-from reglab.runner import run_experiment
+from reglab.runner import run_experiment, run_experiments
 from reglab.spec import Experiment
 
 # test_run.py's experiment, a little longer (so a worker or node can be lost mid-chunk): 4 variants
@@ -127,8 +126,8 @@ def test_a_worker_killed_mid_chunk_is_retried_with_identical_results(ray_cluster
     e = Experiment.from_file(path)
     reported: dict[int, list] = {}
 
-    def progress(number, total, n_members, epochs):
-        return lambda epoch, n_training: reported.setdefault(number, []).append((epoch + 1, n_training, total))
+    def progress(chunks):
+        return lambda n, epochs_done, n_training: reported.setdefault(n, []).append((epochs_done, n_training, len(chunks)))
 
     def kill(pid):
         assert training(pid)  # still in its chunk: the chunk must be run again for the run to finish
@@ -141,7 +140,7 @@ def test_a_worker_killed_mid_chunk_is_retried_with_identical_results(ray_cluster
     # Progress: every chunk (more than one: the cluster has two CPUs) reported its epochs to the
     # end, its last report saying none of its networks is still training.
     parts = len(list((tmp_path / "ray" / "parts").glob("*.json")))
-    assert parts > 2 and sorted(reported) == list(range(1, parts + 1))
+    assert parts > 2 and sorted(reported) == list(range(parts))
     assert all(r[-1][1] == 0 and r[-1][2] == parts and len(r) > 1 for r in reported.values())
 
 
@@ -159,13 +158,13 @@ def test_a_removed_node_s_chunks_run_again_on_another_node(ray_cluster, local_ru
 
     ended = []  # with progress bars: their queue must outlive the node
 
-    def progress(number, total, n_members, epochs):
-        return lambda epoch, n_training: n_training or ended.append(number)
+    def progress(chunks):
+        return lambda n, epochs_done, n_training: n_training or ended.append(n)
 
     pid = during_a_chunk(lambda: run_experiment(e, tmp_path / "ray", ray=RayOptions(address=ray_cluster.address), progress=progress), swap_nodes)
     assert not alive(pid) and not set(old) & set(ray_cluster.worker_nodes)
     assert_same_run(local, tmp_path / "ray")
-    assert sorted(set(ended)) == list(range(1, len(list((tmp_path / "ray" / "parts").glob("*.json"))) + 1))
+    assert sorted(set(ended)) == list(range(len(list((tmp_path / "ray" / "parts").glob("*.json")))))
 
 
 def test_driver_killed_then_resumed_on_another_cluster_finishes_identically(ray_cluster, local_run, tmp_path):

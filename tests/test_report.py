@@ -162,7 +162,7 @@ def test_user_errors(quick_demo, tmp_path, capsys, args, message):
 
 
 def test_an_interrupted_demo_leaves_the_earlier_one_whole(tmp_path, monkeypatch, capsys):
-    import reglab.pool
+    import reglab.runner
     from reglab.demo import MARKER, run_demo
 
     out = tmp_path / "demo"
@@ -173,7 +173,7 @@ def test_an_interrupted_demo_leaves_the_earlier_one_whole(tmp_path, monkeypatch,
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(reglab.pool, "run_experiments", boom)
+    monkeypatch.setattr(reglab.runner, "run_experiments", boom)
     with pytest.raises(KeyboardInterrupt):
         run_demo(out, seeds=2, quick=True)
     assert main(["demo", "--quick", "--quiet", "--out", str(out)]) == 130

@@ -406,7 +406,7 @@ def test_a_run_that_failed_before_its_first_part_is_started_over(tmp_path, monke
     def crash(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(reglab.runner, "run_population", crash)
+    monkeypatch.setattr(reglab.runner, "train_chunk", crash)
     with pytest.raises(RuntimeError, match="boom"):
         run_experiment(Experiment.from_file(p), out)
     assert (out / "experiment.toml").exists() and not list(out.glob("parts/*.json"))
@@ -415,7 +415,7 @@ def test_a_run_that_failed_before_its_first_part_is_started_over(tmp_path, monke
     summary = run_experiment(Experiment.from_file(p), out)
     assert len(summary) == 4 and (summary["epochs_run"] == 2).all()
     with pytest.raises(RuntimeError, match="boom"):
-        monkeypatch.setattr(reglab.runner, "run_population", crash)
+        monkeypatch.setattr(reglab.runner, "train_chunk", crash)
         run_experiment(Experiment.from_file(p), tmp_path / "again")
     monkeypatch.undo()
     assert len(run_experiment(Experiment.from_file(p), tmp_path / "again", resume=True)) == 4
@@ -566,7 +566,7 @@ def test_resume_plans_once_and_finishes_as_an_uninterrupted_run(tmp_path, monkey
     import reglab.runner
 
     p = experiment(tmp_path)
-    train_one = reglab.runner.run_population
+    train_one = reglab.runner.train_chunk
     calls = []
 
     def crash_on_second(*args, **kwargs):
@@ -575,7 +575,7 @@ def test_resume_plans_once_and_finishes_as_an_uninterrupted_run(tmp_path, monkey
             raise RuntimeError("boom")
         return train_one(*args, **kwargs)
 
-    monkeypatch.setattr(reglab.runner, "run_population", crash_on_second)
+    monkeypatch.setattr(reglab.runner, "train_chunk", crash_on_second)
     with pytest.raises(RuntimeError, match="boom"):
         run_experiment(Experiment.from_file(p), tmp_path / "resumed", memory_budget_mb=0.05)
     monkeypatch.undo()

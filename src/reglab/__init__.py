@@ -34,7 +34,7 @@ __all__ = [
 _LAZY = {name: ".engine" for name in __all__ if name != "__version__"}
 # Submodules reachable as attributes of the package (``reglab.engine.Dropout`` after ``import reglab``).
 _SUBMODULES = frozenset(
-    ("cli", "commands", "data", "demo", "engine", "errors", "examples", "keras", "notebook", "plan", "pool", "pytorch", "report", "runner", "sklearn", "spec", "store", "testing", "variants")
+    ("chunks", "cli", "commands", "data", "demo", "engine", "errors", "examples", "executors", "keras", "notebook", "plan", "pytorch", "report", "runner", "sklearn", "spec", "store", "testing", "variants")
 )
 
 

@@ -1,15 +1,16 @@
 """A chunk of a plan: which members train together, how plans are cut into chunks, and how one
-chunk trains into a part of its run folder (its summary rows, history and weights).
+chunk trains into a :class:`Part` of its run folder (its summary rows, history and weights).
 
-Every way of running uses these: ``reglab run`` one chunk after another (:mod:`reglab.runner`),
-worker processes (:mod:`reglab.pool`), Ray tasks (:mod:`reglab.distributed`), and the playground,
-which steps a chunk's trainer one epoch at a time. This module imports none of them.
+:mod:`reglab.runner` cuts plans into chunks and hands :func:`train_chunk` to an executor
+(:mod:`reglab.executors`: here, on worker processes, on Ray); the playground steps a chunk's
+trainer (:func:`trainer_for`) one epoch at a time. This module imports none of them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,15 +28,26 @@ STEP_OVERHEAD = 250_000
 
 @dataclass
 class Chunk:
-    """Members of one population of one plan that train together: a job for a worker process or a
-    Ray task, written into its run folder as one part."""
+    """Members of one population of one plan that train together (one task of an executor),
+    written into the plan's run folder as one part."""
 
-    run: int  # which experiment
+    run: int  # which plan
     keys: list[str]  # its members
     epochs: int
     cost: float
     label: str
-    population: Population  # the chunk itself (what a Ray task trains)
+    population: Population  # what trains
+
+
+@dataclass
+class Part:
+    """What one chunk wrote into its run folder: its name there, a summary row per member, the
+    per-epoch history and the final weights (by ``variant/seed=S[/fold=F]/kernel_i``)."""
+
+    name: str
+    rows: list[dict]
+    history: pd.DataFrame
+    weights: dict[str, Any]
 
 
 def population_cost(plan: Plan, population: Population) -> float:
@@ -49,18 +61,22 @@ def population_cost(plan: Plan, population: Population) -> float:
 
 def make_chunks(plans: list[Plan], workers: int) -> list[Chunk]:
     """Populations cut into at most ``workers`` chunks so that none is much over half a worker's
-    fair share (so the rest can fill in around them); longest first."""
-    pops = [(i, p, population_cost(plan, p)) for i, plan in enumerate(plans) for p in plan.populations]
+    fair share (so the rest can fill in around them); longest first. A chunk's label names its
+    experiment, its population when the plan has several, and its share of a cut population."""
+    pops = [(i, j, p, population_cost(plan, p)) for i, plan in enumerate(plans) for j, p in enumerate(plan.populations)]
     share = sum(c for *_, c in pops) / max(workers, 1)
     jobs = []
-    for i, population, cost in pops:
+    for i, j, population, cost in pops:
         n = len(population.members)
         chunks = max(1, min(n, workers, math.ceil(cost / (0.6 * share)))) if share > 0 else 1
         size = math.ceil(n / chunks)
+        name = plans[i].experiment.spec.name
+        if len(plans[i].populations) > 1:
+            name += f" population {j + 1}/{len(plans[i].populations)}"
         for start in range(0, n, size):
             members = population.members[start : start + size]
             part = Population(members, population.epochs, population.batch_size, population.optimizer)
-            label = plans[i].experiment.spec.name + (f" ({start // size + 1}/{chunks})" if chunks > 1 else "")
+            label = name + (f" ({start // size + 1}/{chunks})" if chunks > 1 else "")
             jobs.append(Chunk(i, [m.key for m in members], population.epochs, population_cost(plans[i], part), label, part))
     return sorted(jobs, key=lambda j: -j.cost)
 
@@ -145,13 +161,15 @@ def part_name(population: Population) -> str:
     return f"part-{population.members[0].id:06d}"
 
 
-def run_population(plan: Plan, population: Population, device: str = "cpu", on_epoch_end=None):
-    """Train one chunk; return its summary rows, history frame and weights."""
+def train_chunk(plan: Plan, chunk: Chunk, on_epoch_end=None, device: str = "cpu") -> Part:
+    """Train one chunk into its part: an executor's task (``on_epoch_end(epochs_done,
+    n_training)`` after each epoch, 0 training once the chunk is done)."""
+    population = chunk.population
     trainer, arrays = trainer_for(plan, population, device)
     while not trainer.done:
         n_training = trainer.step()
         if on_epoch_end is not None:
-            on_epoch_end(trainer.epoch - 1, n_training)
+            on_epoch_end(trainer.epoch, 0 if trainer.done else n_training)
     result = trainer.result()
     splits = list(arrays)
     scores = {s: result.evaluate(*arrays[s]) for s in splits}
@@ -191,4 +209,4 @@ def run_population(plan: Plan, population: Population, device: str = "cpu", on_e
         for i, layer in enumerate(layers(result.params)):
             weights[f"{prefix}/kernel_{i}"] = layer.kernel[k].detach().cpu().contiguous()
             weights[f"{prefix}/bias_{i}"] = layer.bias[k].detach().cpu().contiguous()
-    return rows, pd.concat(frames, ignore_index=True), weights
+    return Part(part_name(population), rows, pd.concat(frames, ignore_index=True), weights)

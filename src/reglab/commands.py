@@ -10,6 +10,7 @@ import functools
 import io
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .errors import UserError
@@ -41,7 +42,7 @@ def run(args) -> int:
         raise UserError(f"--memory-mb: must be a finite number > 0, got {args.memory_mb}")
     ray = ray_options(args, args.device)
     start = time.perf_counter()
-    bars = None if args.quiet else PopulationBars()
+    bars = None if args.quiet else ChunkBars()
     try:
         summary = run_experiment(experiment, args.out, resume=args.resume, restart=args.restart, memory_budget_mb=budget, device=args.device, progress=bars, ray=ray)
     finally:
@@ -63,7 +64,7 @@ def demo(args) -> int:
     ray = ray_options(args, "cpu")
     if ray is not None and args.workers is not None:
         raise UserError(f"--workers {args.workers} and --ray: give one (worker processes here, or tasks on a Ray cluster)")
-    bars = None if args.quiet else JobBars()
+    bars = None if args.quiet else ChunkBars()
     try:
         path = run_demo(args.out, seeds=seeds, quick=args.quick, workers=args.workers, progress=bars, say=lambda s: err_console().print(s), ray=ray)
     finally:
@@ -127,67 +128,44 @@ def _check_device(device: str, here: bool = True) -> None:
         raise UserError(f"--device: {device!r} is not available on this machine (torch {torch.__version__} sees no GPU); use cpu")
 
 
-def _bars(*extra) -> Progress:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bars = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("epochs · {task.fields[training]} training"),
-        TimeElapsedColumn(),
-        *extra,
-        console=err_console(),
-    )
-    bars.start()
-    return bars
-
-
-class PopulationBars:
-    """One rich progress bar per population: epochs, networks still training, ETA. The display
-    starts with the first population, so errors found while planning print alone."""
+class ChunkBars:
+    """One rich progress bar per chunk (epochs, networks still training, time left), shown once
+    the chunk starts: the progress of ``reglab run`` and ``reglab demo`` on any executor. The
+    display starts with the first chunk, so errors found while planning print alone."""
 
     def __init__(self) -> None:
         self.bars: Progress | None = None
 
-    def __call__(self, number: int, total: int, n_members: int, epochs: int):
+    def __call__(self, chunks) -> Callable[[int, int, int], None]:
+        """The report of ``chunks``: ``report(n, epochs_done, n_training)``."""
+        bars = [self.add(f"{c.label} ({len(c.keys)} networks)", len(c.keys), c.epochs, start=False) for c in chunks]
+        return lambda n, epochs_done, n_training: bars[n](epochs_done, n_training)
+
+    def add(self, label: str, n_networks: int, epochs: int, start: bool = True) -> Callable[[int, int], None]:
+        """A bar; returns its ``update(epochs_done, n_training)`` (0 training: finished)."""
         if self.bars is None:
-            from rich.progress import TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bars
 
-            self.bars = _bars(TimeRemainingColumn())
+            self.bars = Bars(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("epochs · {task.fields[training]} training"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=err_console(),
+            )
+            self.bars.start()
         bars = self.bars
-        task = bars.add_task(f"population {number}/{total} ({n_members} networks)", total=epochs, training=n_members)
+        task = bars.add_task(label, total=epochs, training=n_networks, start=start)
 
-        def on_epoch_end(epoch: int, n_training: int) -> None:
-            bars.update(task, completed=epoch + 1, training=n_training)
+        def update(epochs_done: int, n_training: int) -> None:
+            if not start and not bars.tasks[task].started:
+                bars.start_task(task)
+            bars.update(task, completed=epochs_done, training=n_training)
             if n_training == 0:
-                bars.update(task, total=epoch + 1)
-
-        return on_epoch_end
-
-    def close(self) -> None:
-        if self.bars is not None:
-            self.bars.stop()
-
-
-class JobBars:
-    """Progress of ``reglab demo``: one bar per job (a population chunk on a worker process)."""
-
-    def __init__(self) -> None:
-        self.bars: Progress | None = None
-
-    def __call__(self, jobs):
-        self.bars = _bars()
-        tasks = [self.bars.add_task(f"{j.label} ({len(j.keys)} networks)", total=j.epochs, training=len(j.keys), start=False) for j in jobs]
-        started: set[int] = set()
-
-        def update(job: int, epochs_done: int, training: int) -> None:
-            if job not in started:
-                started.add(job)
-                self.bars.start_task(tasks[job])
-            self.bars.update(tasks[job], completed=epochs_done, training=training)
-            if training == 0:
-                self.bars.update(tasks[job], total=epochs_done)
+                bars.update(task, total=epochs_done)
 
         return update
 

@@ -43,7 +43,7 @@ def _check_out(out: Path) -> None:
 def run_demo(out: str | Path, seeds: int = 20, quick: bool = False, workers: int | None = None, progress=None, say=print, ray=None) -> Path:
     """Run the demo into ``out`` (replacing an earlier demo there only once the new one is whole);
     return the report's path. ``ray`` (RayOptions) trains on a Ray cluster instead of ``workers``."""
-    from .pool import run_experiments
+    from .runner import run_experiments
     from .report import render_section, write_report
 
     if seeds < 2:
@@ -56,8 +56,8 @@ def run_demo(out: str | Path, seeds: int = 20, quick: bool = False, workers: int
     start = time.perf_counter()
     try:
         folders = [staging / e.spec.name for e in exps]
-        # Each experiment's report section is drawn as soon as its training is done: on a worker,
-        # or here when the chunks train on Ray (the run folders are on this machine).
+        # Each experiment's report section is drawn as soon as its training is done, while the
+        # others train.
         _, sections = run_experiments(list(zip(exps, folders)), workers=workers, progress=progress, then=render_section, ray=ray)
         title = "reglab demo: the four origin notebooks, over many seeds"
         write_report(folders, staging / "report.html", title=title, sections=sections)

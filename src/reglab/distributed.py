@@ -1,4 +1,4 @@
-"""Population chunks as Ray tasks, for experiments that outgrow one machine.
+"""The Ray executor: population chunks as Ray tasks, for experiments that outgrow one machine.
 
 Members are pure, so a chunk of a population gives the same bits on any node. The driver keeps
 the run folder: it puts each plan (the data included) into Ray's object store once, submits one
@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import functools
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import UserError
+from .executors import Report, Task, Throttled, as_they_finish
 
 INSTALL = 'pip install "reglab[ray]"'
 # How often a chunk is run again after its worker process or node died.
 RETRIES = 3
-# A chunk reports its progress every this many epochs (and when it ends).
-REPORT_EVERY = 10
 # The resource only Ray's head node has.
 HEAD = "node:__internal_head__"
 
@@ -139,7 +139,8 @@ def _stderr_to_file() -> Iterator[str]:
 
 
 class Cluster:
-    """A joined Ray cluster and the resources each chunk's task asks of it."""
+    """A joined Ray cluster and the resources each chunk's task asks of it: an executor
+    (:mod:`reglab.executors`) whose ``slots`` are the tasks the cluster's nodes fit at once."""
 
     def __init__(self, ray, options: RayOptions) -> None:
         self.ray = ray
@@ -167,65 +168,41 @@ class Cluster:
         cpus = int(node.get("CPU", 0.0) // self.options.cpus)
         return min(cpus, int(node.get("GPU", 0.0) // self.options.gpus)) if self.options.gpus else cpus
 
-    def run(self, plans: list, jobs: list, device: str, update: Callable | None, done: Callable[[int, tuple], None]) -> None:
-        """Train every job (a chunk of ``plans[job.run]``) as a Ray task; on the driver, call
-        ``done(n, part)`` as job n's part arrives and ``update(n, epochs_done, n_training)`` as
-        the chunks report their epochs."""
+    def map(self, fn: Task, shared: Sequence, items: Sequence[tuple[int, Any]], report: Report | None = None) -> Iterator[tuple[int, Any]]:
+        """The executor's one method (:class:`reglab.executors.Executor`): every task as a Ray
+        task, each ``shared`` value put into the object store once; results as they arrive."""
         from ray.util.queue import Queue
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         ray, options = self.ray, self.options
-        refs = [ray.put(plan) for plan in plans]  # each plan's data crosses to the cluster once
+        refs = [ray.put(value) for value in shared]  # each plan's data crosses to the cluster once
         # The queue's actor reserves no CPU and lives on the head node, which the cluster cannot
         # lose and go on (on a worker node, losing that node would end the progress reports).
         head = next((n["NodeID"] for n in ray.nodes() if n["Alive"] and HEAD in n["Resources"]), ray.get_runtime_context().get_node_id())
         placement = {"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(head, soft=False)}
-        events = Queue(actor_options=placement) if update else None
+        events = Queue(actor_options=placement) if report else None
         task = _remote(ray).options(num_cpus=options.cpus, num_gpus=options.gpus, max_retries=RETRIES)
         threads = max(1, int(options.cpus))
-        pending = {task.remote(refs[j.run], j.population, device, threads, events, n): n for n, j in enumerate(jobs)}
+        pending = {task.remote(fn, refs[i], item, threads, events, n): n for n, (i, item) in enumerate(items)}
         try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.25)
-                _drain(events, update)
-                failed = None
-                for ref in ready:  # every finished part is written before a failed one stops the run
-                    n = pending.pop(ref)
-                    try:
-                        part = ray.get(ref)
-                    except Exception as err:
-                        failed = failed or err
-                        continue
-                    done(n, part)
-                if failed is not None:
-                    raise failed
-        except BaseException:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            raise
+            yield from as_they_finish(
+                pending,
+                ready=lambda refs: ray.wait(refs, num_returns=len(refs), timeout=0.25)[0],
+                get=ray.get,
+                cancel=lambda ref: ray.cancel(ref, force=True),
+                drain=lambda: _drain(events, report),
+            )
         finally:
             if events is not None:
                 events.shutdown()
 
 
-def _train_chunk(plan, population, device: str, threads: int, events, job: int):
-    """On a Ray worker: train one chunk and return its part (name, rows, history, weights)."""
+def _train_chunk(fn: Task, shared, item, threads: int, events, n: int):
+    """On a Ray worker: one task (named so that ``ps`` shows a worker busy training)."""
     import torch
 
-    from .chunks import part_name, run_population
-
     torch.set_num_threads(threads)
-    last = [-1]
-
-    def on_epoch_end(epoch: int, n_training: int) -> None:
-        if events is not None and (n_training == 0 or epoch - last[0] >= REPORT_EVERY):
-            last[0] = epoch
-            try:
-                events.put((job, epoch + 1, n_training))
-            except Exception:  # progress is for the eye; a lost report changes no result
-                pass
-
-    return (part_name(population), *run_population(plan, population, device, on_epoch_end))
+    return fn(shared, item, None if events is None else Throttled(events, n))
 
 
 @functools.cache
@@ -233,12 +210,12 @@ def _remote(ray):
     return ray.remote(_train_chunk)
 
 
-def _drain(events, update) -> None:
+def _drain(events, report: Report | None) -> None:
     if events is None:
         return
     try:
         reports = events.get_nowait_batch(events.qsize())
     except Exception:  # the queue's actor is gone (its node left): the bars stop, the run goes on
         return
-    for job, epoch, training in reports:
-        update(job, epoch, training)
+    for n, done, training in reports:
+        report(n, done, training)  # type: ignore[misc]

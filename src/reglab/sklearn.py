@@ -39,6 +39,7 @@ from .engine import Architecture, Member, registry, train
 from .engine.technique import listed
 from .engine.model import forward, output_activation
 from .engine.results import mc_predict
+from .executors import Serial
 
 # The parameters every estimator has, with their defaults; the techniques' parameters come from
 # the registry (each technique declares its scikit-learn names), so a registered technique is a
@@ -404,28 +405,30 @@ class PopulationSearchCV(BaseEstimator):
 BACKENDS = ("local", "ray")
 
 
-def _timed_train(arch, members, xs, ys, settings) -> tuple:
+def _timed_train(_, call: tuple, on_epoch_end=None) -> tuple:
+    """An executor's task: one engine call, and its seconds."""
+    arch, members, xs, ys, settings = call
     start = time.perf_counter()
     result = train(arch, members, xs, ys, **settings)
     return result, time.perf_counter() - start
 
 
 def _train_all(calls: list[tuple], backend: str) -> Iterable[tuple]:
-    """``(result, seconds)`` of each engine call: here, one after the other as the caller takes
-    them (one population's result in memory at a time), or as Ray tasks on the cluster this
-    process joined (a local Ray instance if it joined none)."""
+    """``(result, seconds)`` of each engine call, in order: here, one after the other as the
+    caller takes them (one population's result in memory at a time), or as Ray tasks on the
+    cluster this process joined (a local Ray instance, for this search only, if it joined none)."""
+    items = [(0, call) for call in calls]
     if backend == "local":
-        return (_timed_train(*call) for call in calls)
-    from .distributed import INSTALL, RETRIES
+        return (result for _, result in Serial().map(_timed_train, [None], items))
+    from .distributed import INSTALL, RayOptions, connected
 
     try:
-        import ray
+        import ray  # noqa: F401
     except ImportError:
         raise ImportError(f'PopulationSearchCV(backend="ray") needs the ray extra, which is not installed: {INSTALL}') from None
-    if not ray.is_initialized():
-        ray.init(address="local", logging_level="error", log_to_driver=False, include_dashboard=False)
-    task = ray.remote(_timed_train).options(max_retries=RETRIES)
-    return ray.get([task.remote(*call) for call in calls])
+    with connected(RayOptions()) as cluster:
+        results = dict(cluster.map(_timed_train, [None], items))
+    return [results[n] for n in range(len(calls))]
 
 
 def _cv_results(candidates, scores, fit_time, score_time) -> dict:

@@ -27,6 +27,7 @@ import shutil
 import tempfile
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,9 @@ from safetensors.torch import save_file
 from . import __version__
 from .errors import UserError
 from .spec import Experiment
+
+if TYPE_CHECKING:
+    from .chunks import Part
 
 
 def atomic_write(path: Path, write) -> None:
@@ -243,11 +247,12 @@ class RunFolder:
             keys.update(row["key"] for row in json.loads(part.read_text()))
         return keys
 
-    def write_part(self, name: str, rows: list[dict], history: pd.DataFrame, weights: dict[str, torch.Tensor]) -> None:
-        atomic_write(self.path / "weights" / f"{name}.safetensors", lambda tmp: save_file(weights, str(tmp)))
-        atomic_write(self.path / "parts" / f"{name}.parquet", lambda tmp: history.to_parquet(tmp, index=False))
+    def write_part(self, part: Part) -> None:
+        name = part.name
+        atomic_write(self.path / "weights" / f"{name}.safetensors", lambda tmp: save_file(part.weights, str(tmp)))
+        atomic_write(self.path / "parts" / f"{name}.parquet", lambda tmp: part.history.to_parquet(tmp, index=False))
         # Last: the marker that makes the part count as finished.
-        atomic_write(self.path / "parts" / f"{name}.json", lambda tmp: tmp.write_text(json.dumps(rows, indent=1)))
+        atomic_write(self.path / "parts" / f"{name}.json", lambda tmp: tmp.write_text(json.dumps(part.rows, indent=1)))
 
     def finalize(self, order: list[str]) -> pd.DataFrame:
         """Assemble summary.csv and history.parquet from the parts, members in plan order."""

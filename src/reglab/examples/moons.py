@@ -45,11 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     bars = None
     if not args.quiet:  # the same progress bar as `reglab run`, on stderr
-        from ..commands import PopulationBars
+        from ..commands import ChunkBars
 
-        bars = PopulationBars()
+        bars = ChunkBars()
     try:
-        progress = bars(1, 1, len(members), args.epochs) if bars else None
+        bar = bars.add(f"moons ({len(members)} networks)", len(members), args.epochs) if bars else None
+        progress = (lambda epoch, n_training: bar(epoch + 1, n_training)) if bar else None
         result = train(arch, members, X[:split], y[:split], validation_data=(X[split:], y[split:]), epochs=args.epochs, on_epoch_end=progress)
     finally:
         if bars:
