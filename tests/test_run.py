@@ -161,7 +161,7 @@ def test_show_datasets_validate(tmp_path):
     assert r.returncode == 0
     for variant in ("baseline", "dropout", "es", "short"):
         assert variant in r.stdout
-    assert "test_accuracy" in r.stdout and "±" in r.stdout
+    assert "test accuracy" in r.stdout and "±" in r.stdout
     r = cli("datasets")
     assert r.returncode == 0 and "seed-early-stopping" in r.stdout and "diabetes" in r.stdout
     r = cli("validate", str(p))

@@ -175,51 +175,44 @@ class ChunkBars:
 
 
 def show(args) -> int:
-    import numpy as np
+    """The report's summary table (:func:`reglab.report.tables.summary_rows`: the same numbers,
+    by the same rules) in the terminal."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
-    from .report.stats import format_mean_ci
-    from .store import read_summary
+    from .report.rundata import RunData
+    from .report.tables import summary_rows
 
-    summary = read_summary(args.run_folder)
-    metrics = [c for c in summary.columns if c.split("_", 1)[0] in ("train", "val", "test")]
-    groups = list(summary.groupby("variant", sort=False))
-    cells = {
-        "n": [str(len(rows)) for _, rows in groups],
-        **{c: [format_mean_ci(rows[c].to_numpy()) for _, rows in groups] for c in metrics},
-        "epochs run": [f"{np.mean(rows['epochs_run']):.0f}" for _, rows in groups],
-        "stop reasons": [", ".join(f"{r} {n}" for r, n in rows["stop_reason"].value_counts().items()) for _, rows in groups],
-    }
-    names = [Text(str(variant)) for variant, _ in groups]  # the user's text, never rich markup
+    rows = summary_rows(RunData.load(args.run_folder))
+    headings = [h for h in rows[0] if h != "variant"]
 
     def table(title: str, columns: list[str]) -> Table:
         t = Table(title=escape(title))
         t.add_column("variant", overflow="fold")
         for c in columns:
-            t.add_column(c, justify="left" if c == "stop reasons" else "right", no_wrap=c != "stop reasons")
-        for i, name in enumerate(names):
-            t.add_row(name, *[cells[c][i] for c in columns])
+            t.add_column(c, justify="left" if c == "stopped by" else "right", no_wrap=c != "stopped by")
+        for row in rows:
+            t.add_row(Text(row["variant"]), *[row[c] for c in columns])  # the user's text, never rich markup
         return t
 
     title = f"{args.run_folder}: mean ± 95 % CI across seeds"
-    wide = table(title, ["n", *metrics, "epochs run", "stop reasons"])
+    wide = table(title, headings)
     console = Console()
-    if not (console.is_terminal or "COLUMNS" in os.environ):
-        Console(width=max(120, 60 + 20 * len(metrics))).print(wide)  # piped: whole, one line per variant
-        return 0
     natural = Console(width=10_000, file=io.StringIO()).measure(wide).maximum  # every cell on one line
+    if not (console.is_terminal or "COLUMNS" in os.environ):
+        Console(width=max(120, natural)).print(wide)  # piped: whole, one line per variant
+        return 0
     if natural <= console.width:
         console.print(wide)
         return 0
-    # Too wide for the terminal: one table per split, then how training ended.
-    for split in ("train", "val", "test"):
-        columns = [c for c in metrics if c.startswith(split + "_")]
-        if columns:
-            console.print(table(f"{title} ({split})" if split == "train" else f"({split})", ["n", *columns] if split == "train" else columns))
-    console.print(table("(training)", ["epochs run", "stop reasons"]))
+    # Too wide for the terminal: one table per split, then the gap and how training ended.
+    splits = [[h for h in headings if h.startswith(s)] for s in ("train", "validation", "test", "MC dropout")]
+    rest = [h for h in headings if h not in sum(splits, ["seeds"])]
+    for i, columns in enumerate(c for c in splits if c):
+        console.print(table(title if i == 0 else "", (["seeds"] if i == 0 else []) + columns))
+    console.print(table("", rest))
     return 0
 
 
