@@ -27,14 +27,15 @@ __all__ = [
     "register",
     "setting",
     "train",
+    "tune",
 ]
 
 # name -> the module that defines it. Every registered technique class (``reglab.Dropout``) comes
 # from the engine as well, by its class name: the registry knows them, no list here does.
-_LAZY = {name: ".engine" for name in __all__ if name != "__version__"}
+_LAZY = {name: ".engine" for name in __all__ if name not in ("__version__", "tune")} | {"tune": ".tuner"}
 # Submodules reachable as attributes of the package (``reglab.engine.Dropout`` after ``import reglab``).
 _SUBMODULES = frozenset(
-    ("chunks", "cli", "commands", "data", "demo", "engine", "errors", "examples", "executors", "keras", "notebook", "plan", "pytorch", "report", "runner", "sklearn", "spec", "store", "testing", "variants")
+    ("chunks", "cli", "commands", "data", "demo", "engine", "errors", "examples", "executors", "keras", "notebook", "plan", "pytorch", "report", "runner", "sklearn", "spec", "store", "testing", "tuner", "variants")
 )
 
 

@@ -174,6 +174,59 @@ class ChunkBars:
             self.bars.stop()
 
 
+class StageBars:
+    """``reglab tune``'s progress: one bar per stage (a rung, the final comparison) over all its
+    chunks, their epochs weighted by each chunk's cost, with the time left."""
+
+    def __init__(self) -> None:
+        self.bars = ChunkBars()
+
+    def __call__(self, stage: str):
+        def progress(chunks) -> Callable[[int, int, int], None]:
+            total = sum(c.cost for c in chunks) or 1.0
+            epochs = max((c.epochs for c in chunks), default=1)
+            bar = self.bars.add(f"{stage} ({sum(len(c.keys) for c in chunks)} networks)", sum(len(c.keys) for c in chunks), epochs)
+            done = [0.0] * len(chunks)
+            training = [len(c.keys) for c in chunks]
+
+            def report(n: int, epochs_done: int, n_training: int) -> None:
+                done[n] = chunks[n].cost * (1.0 if n_training == 0 else epochs_done / chunks[n].epochs)
+                training[n] = n_training
+                left = sum(training)
+                bar(epochs if not left else min(epochs - 1, round(epochs * sum(done) / total)), left)
+
+            return report
+
+        return progress
+
+    def close(self) -> None:
+        self.bars.close()
+
+
+def tune(args) -> int:
+    from pathlib import Path
+
+    from .tuner import TuneArgs, answer, tune_folder
+
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers: must be an integer >= 1, got {args.workers}")
+    ray = ray_options(args, "cpu")
+    data = Path(args.data)
+    if not data.is_file():
+        raise UserError(f"{data}: no such file")
+    tune_args = TuneArgs(str(data.resolve()), args.target, args.features, args.task, args.budget_minutes, args.seeds)
+    bars = None if args.quiet else StageBars()
+    say = (lambda s: None) if args.quiet else (lambda s: err_console().print(s))
+    try:
+        search = tune_folder(tune_args, args.out, resume=args.resume, workers=args.workers, ray=ray, progress=bars, say=say)
+    finally:
+        if bars is not None:
+            bars.close()
+    print(f"leaderboard: {Path(args.out) / 'leaderboard.csv'}  best: {Path(args.out) / 'best.toml'}  report: {Path(args.out) / 'report.html'}")
+    print(answer(search).line)
+    return 0
+
+
 def show(args) -> int:
     """The report's summary table (:func:`reglab.report.tables.summary_rows`: the same numbers,
     by the same rules) in the terminal."""

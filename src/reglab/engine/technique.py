@@ -54,6 +54,7 @@ def setting(
     sweepable: bool | None = None,
     sklearn: str | None | bool = True,
     sklearn_default: Any = _UNSET,
+    search: tuple = (),
 ):
     """A technique's setting, as a dataclass field.
 
@@ -68,7 +69,9 @@ def setting(
       with one per Dense layer, the output's included);
     - ``sweepable``: whether a ``[sweep]`` may vary it (default: numbers and integers);
     - ``sklearn``: its scikit-learn parameter name (True: the key; None: not a parameter), with
-      ``sklearn_default`` (default: ``off`` for flat techniques, ``default`` for tables).
+      ``sklearn_default`` (default: ``off`` for flat techniques, ``default`` for tables);
+    - ``search``: the strengths ``reglab tune`` tries for a flat technique's first setting (none
+      given: the default, a third and a tenth of it).
     """
     if per_layer not in (None, "hidden", "dense"):
         raise ValueError(f"per_layer: must be None, 'hidden' or 'dense', got {per_layer!r}")
@@ -81,6 +84,7 @@ def setting(
         "sweepable": rule.kind in ("number", "integer") if sweepable is None else sweepable,
         "sklearn": sklearn,
         "sklearn_default": sklearn_default,
+        "search": tuple(search),
     }
     return field(default=default, metadata={"reglab": meta})
 
@@ -101,6 +105,7 @@ class Setting:
     sweepable: bool
     sklearn: str | None
     sklearn_default: Any
+    search: tuple = ()
 
     @property
     def allowed(self) -> str:
@@ -235,6 +240,7 @@ class Technique:
                     sweepable=meta["sweepable"],
                     sklearn=sklearn,
                     sklearn_default=sk_default,
+                    search=meta.get("search", ()),
                 )
             )
         return out

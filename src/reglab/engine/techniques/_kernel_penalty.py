@@ -18,9 +18,9 @@ from ..technique import Technique, setting
 from ._weight_stats import weight_columns
 
 
-def coefficient(default: float, doc: str):
+def coefficient(default: float, doc: str, search: tuple = ()):
     """The one setting of a kernel penalty: a coefficient per Dense layer."""
-    return setting(default, checks.NON_NEGATIVE, doc, off=0.0, per_layer="dense")
+    return setting(default, checks.NON_NEGATIVE, doc, off=0.0, per_layer="dense", search=search)
 
 
 class KernelPenalty(Technique):

@@ -23,7 +23,7 @@ from ..technique import KerasCounterpart, Technique, setting
 class Dropout(Technique):
     """``rate``: one rate for every hidden layer, or a list with one rate per hidden layer, each in [0, 1)."""
 
-    rate: float | tuple[float, ...] = setting(0.5, checks.RATE, "share of hidden units dropped at training time", off=0.0, per_layer="hidden")
+    rate: float | tuple[float, ...] = setting(0.5, checks.RATE, "share of hidden units dropped at training time", off=0.0, per_layer="hidden", search=(0.1, 0.3, 0.5))
     name = "dropout"
     keras = KerasCounterpart("layer", ("Dropout",), {"rate": "rate"})
     reference = "Srivastava et al. 2014; keras.layers.Dropout"

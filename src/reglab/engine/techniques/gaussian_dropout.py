@@ -19,7 +19,7 @@ from .gaussian_noise import draw
 class GaussianDropout(Technique):
     """``rate``: one rate for every hidden layer, or one per hidden layer, each in [0, 1)."""
 
-    rate: float | tuple[float, ...] = setting(0.5, checks.RATE, "multiplies hidden activations by N(1, sqrt(rate / (1 - rate))) at training time", off=0.0, per_layer="hidden")
+    rate: float | tuple[float, ...] = setting(0.5, checks.RATE, "multiplies hidden activations by N(1, sqrt(rate / (1 - rate))) at training time", off=0.0, per_layer="hidden", search=(0.1, 0.3))
     name = "gaussian_dropout"
     keras = KerasCounterpart("layer", ("GaussianDropout",), {"rate": "rate"})
     reference = "Srivastava et al. 2014, section 10; keras.layers.GaussianDropout"

@@ -30,7 +30,7 @@ class GaussianNoise(Technique):
     """``stddev``: additive noise on hidden activations (one number, or one per hidden layer);
     ``input_stddev``: additive noise on the inputs. Both >= 0."""
 
-    stddev: float | tuple[float, ...] = setting(0.1, checks.NON_NEGATIVE, "stddev of noise added to hidden activations at training time", off=0.0, per_layer="hidden")
+    stddev: float | tuple[float, ...] = setting(0.1, checks.NON_NEGATIVE, "stddev of noise added to hidden activations at training time", off=0.0, per_layer="hidden", search=(0.05, 0.2))
     input_stddev: float = setting(0.0, checks.NON_NEGATIVE, "stddev of noise added to the inputs at training time", key="input_noise")
     name = "gaussian_noise"
     keras = KerasCounterpart("layer", ("GaussianNoise",), {"stddev": "stddev"}, input_args={"stddev": "input_stddev"})

@@ -24,7 +24,7 @@ from ..technique import KerasCounterpart, Technique, setting
 class LabelSmoothing(Technique):
     """``label_smoothing``: the share of each target moved to the uniform distribution, in [0, 1]."""
 
-    label_smoothing: float = setting(0.1, checks.number_rule(lo=0.0, hi=1.0), "share of each target moved to the uniform distribution, in the loss", off=0.0)
+    label_smoothing: float = setting(0.1, checks.number_rule(lo=0.0, hi=1.0), "share of each target moved to the uniform distribution, in the loss", off=0.0, search=(0.05, 0.1))
     name = "label_smoothing"
     tasks = ("binary", "multiclass")
     keras = KerasCounterpart("loss", ("BinaryCrossentropy", "CategoricalCrossentropy"), {"label_smoothing": "label_smoothing"})

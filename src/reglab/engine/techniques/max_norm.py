@@ -25,7 +25,7 @@ class MaxNorm(Technique):
     """``max_norm``: the bound on each hidden unit's incoming weight norm, one number or one per
     hidden layer; 0 leaves a layer unbounded (Keras: a layer without ``kernel_constraint``)."""
 
-    max_norm: float | tuple[float, ...] = setting(2.0, checks.NON_NEGATIVE, "bound on each hidden unit's incoming weight norm, enforced after every update (0: no bound)", off=0.0, per_layer="hidden")
+    max_norm: float | tuple[float, ...] = setting(2.0, checks.NON_NEGATIVE, "bound on each hidden unit's incoming weight norm, enforced after every update (0: no bound)", off=0.0, per_layer="hidden", search=(1.0, 3.0))
     name = "max_norm"
     keras = KerasCounterpart("kernel_constraint", ("MaxNorm",), {"max_value": "max_norm"}, note="axis=0")
     reference = "Srivastava et al. 2014, section 5.1; keras.constraints.MaxNorm"

@@ -22,7 +22,7 @@ class ProximalL1(Technique):
     """``proximal_l1``: the L1 strength; one number for every hidden kernel (as ``l1``), or a list
     with one per Dense layer, the output layer included."""
 
-    proximal_l1: float | tuple[float, ...] = setting(0.001, checks.NON_NEGATIVE, "L1 strength of a soft-thresholding step after every update: exact zeros", off=0.0, per_layer="dense")
+    proximal_l1: float | tuple[float, ...] = setting(0.001, checks.NON_NEGATIVE, "L1 strength of a soft-thresholding step after every update: exact zeros", off=0.0, per_layer="dense", search=(1e-4, 1e-3))
     name = "proximal_l1"
     reference = "proximal gradient (ISTA), Beck & Teboulle 2009; no Keras counterpart"
     report = frozenset({"weights"})

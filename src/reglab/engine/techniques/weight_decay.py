@@ -25,7 +25,7 @@ from ._weight_stats import weight_columns
 class WeightDecay(Technique):
     """``weight_decay``: the decay rate per unit learning rate, >= 0; ``biases``: decay biases too."""
 
-    weight_decay: float = setting(0.004, checks.NON_NEGATIVE, "decoupled decay per unit learning rate: w *= 1 - weight_decay * lr before each update", off=0.0)
+    weight_decay: float = setting(0.004, checks.NON_NEGATIVE, "decoupled decay per unit learning rate: w *= 1 - weight_decay * lr before each update", off=0.0, search=(0.004, 0.04))
     biases: bool = setting(False, checks.BOOL, "decay the biases too (Keras decays every variable)", key="weight_decay_biases")
     name = "weight_decay"
     keras = KerasCounterpart("optimizer", ("weight_decay",), {"weight_decay": "weight_decay"}, fixed={"biases": True}, note="biases excluded with exclude_from_weight_decay")
