@@ -37,7 +37,8 @@ from .errors import UserError
 
 ETA = 3  # each rung keeps a third of the candidates
 FOLDS = 3
-FIRST_SEEDS = 2  # seeds per candidate at rung 0; doubled at every rung
+FIRST_SEEDS = 2  # seeds per candidate at rung 0 (more where the budget allows); doubled at every rung
+MOST_FIRST_SEEDS = 8
 CONFIRM_SEEDS = 10  # fresh seeds for the final comparison (--seeds)
 CONFIRM_FIRST_SEED = 1000  # the fresh seeds: never used by a rung
 EPOCHS = 100
@@ -118,7 +119,7 @@ def single_settings(task: str) -> list[tuple[tuple[str, Any], ...]]:
         if first.rule.kind != "number":
             continue
         strengths = first.search or tuple(first.default * f for f in (0.1, 1 / 3, 1.0))
-        for value in strengths:
+        for value in strengths:  # declared strengths passed the rule at registration
             if value != first.off and _allowed(first.rule, first.key, value):
                 out.append(((first.key, float(value)),))
     out.append((("early_stopping", tuple(sorted(EARLY_STOPPING.items()))),))
@@ -150,8 +151,7 @@ def cocktails(ranked: list[Candidate]) -> list[Candidate]:
         if len(best) == COCKTAIL_PARTS:
             break
     hidden = _first(ranked).hidden
-    combos = [(a, b) for i, a in enumerate(best) for b in best[i + 1 :]] + ([tuple(best)] if len(best) > 2 else [])
-    return [Candidate(hidden, tuple(sorted(s for c in combo for s in c.settings))) for combo in combos]
+    return [Candidate(hidden, tuple(sorted(s for i in combo for s in best[i].settings))) for combo in cocktails_of(len(best))]
 
 
 def _first(ranked: list[Candidate]) -> Candidate:
@@ -322,20 +322,40 @@ def _cost_seconds(candidates: list[Candidate], seeds: int, seeds_before: int, ro
 
 
 def _schedule(n: int, rows: int, n_inputs: int, slots: int, budget: float) -> list[int]:
-    """The seeds of each rung that fits in the budget less the final comparison's share (rung 0
-    always runs): fixed before training, so the same command gives the same search."""
-    seeds, schedule, spent = FIRST_SEEDS, [], 0.0
+    """Every candidate's seeds after each rung, fixed before training (so the same command gives
+    the same search): rung 0 with as many seeds as let the whole ladder, down to one candidate,
+    fit in the budget less the final comparison's share; where not even the fewest do, the rungs
+    that fit (rung 0 always runs)."""
+    schedule, _ = _ladder(n, FIRST_SEEDS, rows, n_inputs, slots, budget)
+    for first in range(FIRST_SEEDS + 1, MOST_FIRST_SEEDS + 1):
+        ladder, complete = _ladder(n, first, rows, n_inputs, slots, budget)
+        if not complete:
+            break
+        schedule = ladder
+    return schedule
+
+
+def _ladder(n: int, seeds: int, rows: int, n_inputs: int, slots: int, budget: float) -> tuple[list[int], bool]:
+    """The rungs from ``seeds`` at rung 0 that fit, and whether they reach one candidate."""
+    schedule, spent = [], 0.0
     while True:
-        # An upper bound on the rung's candidates: survivors, cocktails, one baseline per architecture.
-        guess = [Candidate(ARCHITECTURES[-1])] * (n + (4 if len(schedule) == 1 else 0) + len(ARCHITECTURES))
-        cost = _cost_seconds(guess, seeds, seeds // 2 if schedule else 0, rows, n_inputs, slots)
-        if schedule and spent + cost > (1 - CONFIRM_SHARE) * budget:
-            return schedule
+        # The rung's candidates at most (survivors, cocktails, a baseline per architecture),
+        # spread over the architectures.
+        count = n + (len(cocktails_of(COCKTAIL_PARTS)) if len(schedule) == 1 else 0) + len(ARCHITECTURES)
+        guess = [Candidate(ARCHITECTURES[i % len(ARCHITECTURES)]) for i in range(count)]
+        spent += _cost_seconds(guess, seeds, seeds // 2 if schedule else 0, rows, n_inputs, slots)
+        if schedule and spent > (1 - CONFIRM_SHARE) * budget:
+            return schedule, False
         schedule.append(seeds)
-        spent += cost
         if n <= 1:
-            return schedule
+            return schedule, True
         n, seeds = math.ceil(n / ETA), seeds * 2
+
+
+def cocktails_of(parts: int) -> list[tuple[int, ...]]:
+    """Which of ``parts`` best techniques are combined: every pair, and all of them (3 or more)."""
+    pairs = [(i, j) for i in range(parts) for j in range(i + 1, parts)]
+    return pairs + ([tuple(range(parts))] if parts > 2 else [])
 
 
 def _train(search: Search, folder: Path, rung: Rung, trained: dict, workers, ray, progress) -> None:
@@ -503,6 +523,9 @@ def write_outputs(search: Search, out: Path) -> None:
 
 @dataclass
 class TuneResult:
+    """What :func:`tune` found: the leaderboard, ``best.toml`` as data, the answer line, and the
+    search's folder (its ``report.html`` and run folders)."""
+
     leaderboard: pd.DataFrame
     best: dict  # the experiment file, as data
     answer: str  # the last line

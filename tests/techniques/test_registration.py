@@ -127,9 +127,9 @@ def test_tasks_are_the_engine_s(tasks):
 
 
 @bounded
-@given(value=st.one_of(st.floats(min_value=1.0, max_value=1e6), st.floats(max_value=-1e-9, min_value=-1e6)), which=st.sampled_from(["default", "off"]))
-def test_defaults_and_off_values_obey_the_setting_s_rule(value, which):
-    kw = {"default": value} if which == "default" else {"off": value}
+@given(value=st.one_of(st.floats(min_value=1.0, max_value=1e6), st.floats(max_value=-1e-9, min_value=-1e6)), which=st.sampled_from(["default", "off", "search strength"]))
+def test_defaults_off_values_and_search_strengths_obey_the_setting_s_rule(value, which):
+    kw = {"default": value} if which == "default" else {"off": value} if which == "off" else {"search": (0.1, value)}
     refused(declare(fields=field_with(**kw)), rf"^register: Custom: the {which} of 'strength' is outside its own rule \(custom: must be")
 
 

@@ -157,7 +157,7 @@ def _check_declarations(cls: type[Technique], settings) -> None:
     if not isinstance(cls.stop_reasons, tuple) or not all(isinstance(r, str) and r.isidentifier() for r in cls.stop_reasons):
         raise ValueError(f"{where}.stop_reasons must be a tuple of identifiers such as 'my_rule', got {cls.stop_reasons!r}")
     for s in settings:
-        values = [("default", s.default)] + ([("off", s.off)] if not cls.table else [])
+        values = [("default", s.default)] + ([("off", s.off)] if not cls.table else []) + [("search strength", v) for v in s.search]
         for what, value in values:
             items = value if s.per_layer and isinstance(value, (list, tuple)) else [value]
             try:
