@@ -182,7 +182,9 @@ class StageBars:
         self.bars = ChunkBars()
 
     def __call__(self, stage: str):
-        def progress(chunks) -> Callable[[int, int, int], None]:
+        def progress(chunks) -> Callable[[int, int, int], None] | None:
+            if not chunks:  # a resumed stage with nothing left to train: no bar
+                return None
             total = sum(c.cost for c in chunks) or 1.0
             epochs = max((c.epochs for c in chunks), default=1)
             bar = self.bars.add(f"{stage} ({sum(len(c.keys) for c in chunks)} networks)", sum(len(c.keys) for c in chunks), epochs)
@@ -211,6 +213,8 @@ def tune(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers: must be an integer >= 1, got {args.workers}")
     ray = ray_options(args, "cpu")
+    if ray is not None and args.workers is not None:
+        raise UserError(f"--workers {args.workers} and --ray: give one (worker processes here, or tasks on a Ray cluster)")
     data = Path(args.data)
     if not data.is_file():
         raise UserError(f"{data}: no such file")

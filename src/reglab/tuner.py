@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .report.stats import paired_rows
+from .store import atomic_write
 
 ETA = 3  # each rung keeps a third of the candidates
 FOLDS = 3
@@ -48,13 +50,15 @@ OTHER_LEARNING_RATES = (0.0003, 0.003)
 ARCHITECTURES = ((32,), (64, 64), (128, 128))
 EARLY_STOPPING = {"patience": 20, "restore_best_weights": True}
 COCKTAIL_PARTS = 3  # the best single techniques combined in pairs and all together
-# What the final comparison may take beyond the budget, as a share of it (said up front).
+# The share of the budget the rungs leave: the final comparison comes after them (its time,
+# estimated, is said up front; it may end a little past the budget).
 CONFIRM_SHARE = 0.2
 # Seconds per unit of chunks.population_cost on one worker (measured on the 2-core CI machine,
 # 2026-12-05, with breast cancer and diabetes); only plans the schedule, never changes a result.
 SECONDS_PER_UNIT = 1.4e-8
 RUN_OVERHEAD_S = 3.0  # per call of the runner: worker processes starting, planning, run folders
 STATE = "search.json"
+STOPPED = "stopped.json"  # where a search that overran its budget says after which rung it stopped
 
 
 @dataclass(frozen=True)
@@ -186,8 +190,6 @@ def check_args(args: TuneArgs) -> None:
         raise UserError(f"--seeds: must be an integer >= 2 (a paired CI needs two), got {args.seeds}")
     if args.task not in ("auto", "classification", "regression"):
         raise UserError(f"--task: must be auto, classification or regression, got {args.task!r}")
-    if not Path(args.data).is_file():
-        raise UserError(f"{args.data}: no such file")
 
 
 def _experiment(args: TuneArgs, name: str, hidden: tuple[int, ...], seeds: list[int], variants: list[dict]):
@@ -213,6 +215,7 @@ class Rung:
     seeds: int  # every candidate's seeds so far: 0..seeds-1
     candidates: list[Candidate]
     seconds: float = 0.0  # wall time it took
+    best: float = math.nan  # the best candidate's mean validation loss after it
 
 
 @dataclass
@@ -220,11 +223,11 @@ class Search:
     """A search's results: every candidate's members (seed, fold, val_loss[, val_accuracy])."""
 
     args: TuneArgs
-    task: str = ""
+    folds: int = FOLDS
     scores: dict[Candidate, pd.DataFrame] = dataclasses.field(default_factory=dict)
     reached: dict[Candidate, int] = dataclasses.field(default_factory=dict)
     rungs: list[Rung] = dataclasses.field(default_factory=list)
-    stopped_by_budget: bool = False
+    stopped_after: int | None = None  # the rung after which the budget ran out, if it did
     confirmation: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
     winner: Candidate | None = None
 
@@ -235,15 +238,20 @@ def tune_folder(args: TuneArgs, out: str | Path, *, resume: bool = False, worker
     stage ("rung 0", ..., "final comparison")."""
     out = Path(out)
     check_args(args)
+    if not Path(args.data).is_file():
+        raise UserError(f"{args.data}: no such file")
     from .plan import make_plan
 
     probe = make_plan(_experiment(args, "tune-probe", ARCHITECTURES[0], [0], [{"name": "baseline"}]))  # every data error before any file
     _open(out, args, resume)
     budget = 60 * args.budget_minutes
-    task = "regression" if probe.arch.task == "regression" else "classification"
+    task = probe.arch.task  # binary, multiclass or regression: what a technique must apply to
     rows = len(probe.members[0].rows["train"])
     slots = _slots(workers, ray)
-    search = Search(args, task)
+    search = Search(args)
+    stopped = out / STOPPED
+    if stopped.exists():  # a resumed search stops where the budget stopped it, as it did
+        search.stopped_after = json.loads(stopped.read_text())["after_rung"]
     candidates = first_rung(task)
     n_inputs = probe.arch.n_inputs
     schedule = _schedule(len(candidates), rows, n_inputs, slots, budget)
@@ -261,18 +269,19 @@ def tune_folder(args: TuneArgs, out: str | Path, *, resume: bool = False, worker
         rung.seconds = time.perf_counter() - t0
         search.rungs.append(rung)
         ranked = _ranked(search, candidates)
-        last = number == len(schedule) - 1
-        if not last and time.perf_counter() - start > budget:
-            search.stopped_by_budget = True
-            say(f"tune: the budget ran out after rung {number}; the best so far goes on to the final comparison")
-            last = True
-        if last:
+        rung.best = _mean(search.scores[_first(ranked)]["val_loss"])
+        if number == len(schedule) - 1 or search.stopped_after == number:
             break
-        keep = ranked[: max(1, math.ceil(sum(not c.is_baseline for c in ranked) / ETA))]
-        keep = [c for c in keep if not c.is_baseline] or [_first(ranked)]
+        if time.perf_counter() - start > budget:
+            search.stopped_after = number
+            atomic_write(stopped, lambda tmp: tmp.write_text(json.dumps({"after_rung": number})))
+            say(f"tune: the budget ran out after rung {number}; the best so far goes on to the final comparison")
+            break
+        singles = [c for c in ranked if not c.is_baseline]
+        keep = singles[: math.ceil(len(singles) / ETA)]
         if number == 0:
             keep += [c for c in cocktails(ranked) if c not in keep]
-        candidates = keep + [b for b in dict.fromkeys(c.baseline() for c in keep)]
+        candidates = list(dict.fromkeys(c.baseline() for c in keep)) + keep  # baselines first: the rung's reports compare with them
     search.winner = _first(_ranked(search, search.rungs[-1].candidates))
     _confirm(search, out / "confirm", workers, ray, progress and progress("final comparison"))
     write_outputs(search, out)
@@ -280,6 +289,8 @@ def tune_folder(args: TuneArgs, out: str | Path, *, resume: bool = False, worker
 
 
 def _slots(workers, ray) -> int:
+    """How many chunks train at once, for the schedule's estimate (a Ray cluster: guessed as
+    this machine's cores)."""
     if ray is not None:
         return max(1, os.cpu_count() or 1)
     return workers or min(os.cpu_count() or 1, 4)
@@ -290,7 +301,10 @@ def _open(out: Path, args: TuneArgs, resume: bool) -> None:
     if resume:
         if not state.exists():
             raise UserError(f"{out}: holds no search to resume (no {STATE}); run without --resume")
-        saved = json.loads(state.read_text())
+        try:
+            saved = json.loads(state.read_text())
+        except (OSError, ValueError) as err:
+            raise UserError(f"{state}: cannot be read ({err}); start a new search in another --out") from None
         if saved != dataclasses.asdict(args):
             changed = ", ".join(k for k in saved if saved[k] != dataclasses.asdict(args).get(k))
             raise UserError(f"{out}: its search was asked for with other arguments ({changed}); give the same ones, or choose another --out")
@@ -378,7 +392,7 @@ def _train(search: Search, folder: Path, rung: Rung, trained: dict, workers, ray
         for (_, _, members), summary in zip(runs, summaries):
             for c in members:
                 rows = summary[summary["variant"] == c.name]
-                search.scores[c] = pd.concat([search.scores.get(c), _scores(rows)], ignore_index=True) if c in search.scores else _scores(rows)
+                search.scores[c] = pd.concat([search.scores[c], _scores(rows)], ignore_index=True) if c in search.scores else _scores(rows)
     for c in rung.candidates:
         trained[c] = rung.seeds
         search.reached[c] = rung.number
@@ -400,23 +414,21 @@ def _mean(values) -> float:
     return float(v.mean()) if len(v) else float("inf")
 
 
+def confirm_seeds(args: TuneArgs) -> list[int]:
+    """The final comparison's seeds: fresh, never used by a rung."""
+    return list(range(CONFIRM_FIRST_SEED, CONFIRM_FIRST_SEED + args.seeds))
+
+
 def _confirm(search: Search, folder: Path, workers, ray, progress) -> None:
     """The winner and its baseline on fresh seeds: the answer's paired difference."""
     from .runner import run_experiments
 
     winner = search.winner
-    seeds = list(range(CONFIRM_FIRST_SEED, CONFIRM_FIRST_SEED + search.args.seeds))
+    seeds = confirm_seeds(search.args)
     pair = [winner.baseline(), winner]
     experiment = _experiment(search.args, "confirm", winner.hidden, seeds, [c.variant() for c in pair])
     (summary,), _ = run_experiments([(experiment, folder)], workers=workers, ray=ray, resume=True, progress=progress)
     search.confirmation = {c.name: _scores(summary[summary["variant"] == c.name]) for c in pair}
-
-
-def paired_rows(a: pd.DataFrame, b: pd.DataFrame, column: str = "val_loss") -> tuple[np.ndarray, np.ndarray]:
-    """``a``'s and ``b``'s values of the members they share (same seed and fold), aligned."""
-    on = ["seed", "fold"]
-    both = a[on + [column]].merge(b[on + [column]], on=on, suffixes=("_a", "_b"))
-    return both[f"{column}_a"].to_numpy(float), both[f"{column}_b"].to_numpy(float)
 
 
 # -- the outputs ----------------------------------------------------------------------------------
@@ -428,7 +440,8 @@ def leaderboard(search: Search) -> pd.DataFrame:
 
     rows = []
     final = search.rungs[-1].candidates
-    order = _ranked(search, list(search.scores))
+    # The furthest rung first (those candidates have the most seeds), then by mean validation loss.
+    order = sorted(_ranked(search, list(search.scores)), key=lambda c: -search.reached[c])
     for c in order:
         s = search.scores[c]
         mean, half = mean_ci(s["val_loss"])
@@ -495,7 +508,7 @@ def best_experiment(search: Search, out: Path) -> dict:
     w, args = search.winner, search.args
     return {
         "name": "tuned",
-        "seeds": args.seeds,
+        "seeds": confirm_seeds(args),
         "data": {**args.data_spec(), "path": os.path.relpath(args.data, out)},
         "model": {"hidden": list(w.hidden)},
         "train": {"learning_rate": LEARNING_RATE, "epochs": EPOCHS, "batch_size": BATCH_SIZE},
@@ -507,14 +520,13 @@ def write_outputs(search: Search, out: Path) -> None:
     import tomli_w
 
     from .report.tuning import tune_report
-    from .store import atomic_write
 
     board = leaderboard(search)
     atomic_write(out / "leaderboard.csv", lambda tmp: board.to_csv(tmp, index=False, float_format="%.6g"))
     raw = best_experiment(search, out)
     head = "# Written by reglab tune: the baseline and the winner. `reglab run best.toml --out DIR` trains them;\n# add test_path under [data] to score rows the search never saw.\n\n"
     atomic_write(out / "best.toml", lambda tmp: tmp.write_text(head + tomli_w.dumps(raw)))
-    text = tune_report(search, board, answer(search))
+    text = tune_report(search, board, answer(search))  # reads the search's results, not the tuner
     atomic_write(out / "report.html", lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
@@ -540,13 +552,13 @@ def tune(X, y, *, out: str | Path, budget_minutes: float = 4.0, task: str = "aut
     if X.ndim != 2 or len(X) != len(y):
         raise UserError(f"X must be rows x features and y one value per row, got X of shape {X.shape} and {len(y)} targets")
     names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(X.shape[1])]
+    target = next(t for t in ("target", "y", "label", "_target") if t not in names)
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: exists and is not an empty folder; choose another out")
+    args = TuneArgs(str((out / "data.csv").resolve()), target, None, task, float(budget_minutes), int(seeds))
+    check_args(args)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(X, columns=names)
-    frame["target"] = y
-    frame.to_csv(out / "data.csv", index=False)
-    args = TuneArgs(str((out / "data.csv").resolve()), "target", None, task, float(budget_minutes), int(seeds))
+    pd.DataFrame(X, columns=names).assign(**{target: y}).to_csv(out / "data.csv", index=False)
     search = tune_folder(args, out / "search", workers=workers, say=lambda s: None)
     return TuneResult(leaderboard(search), best_experiment(search, out / "search"), answer(search).line, out / "search")

@@ -44,6 +44,14 @@ class Paired:
         return bool(self.p < 0.05)
 
 
+def paired_rows(a, b, column: str = "val_loss") -> tuple[np.ndarray, np.ndarray]:
+    """``a``'s and ``b``'s values of ``column`` for the members they share (same seed and fold:
+    two frames with those columns), aligned for :func:`paired`."""
+    on = ["seed", "fold"]
+    both = a[on + [column]].merge(b[on + [column]], on=on, suffixes=("_a", "_b"))
+    return both[f"{column}_a"].to_numpy(float), both[f"{column}_b"].to_numpy(float)
+
+
 def paired(technique, baseline, level: float = 0.95) -> Paired:
     return Paired(np.asarray(technique, dtype=float) - np.asarray(baseline, dtype=float), level)
 

@@ -12,12 +12,12 @@ import numpy as np
 from .. import __version__
 from . import CSS, _figure, _table
 from .figures import _styled, _subplots, color, to_png
+from .stats import paired, paired_rows
 from .tables import num
 
 
 def tune_report(search, board, answer) -> str:
-    from ..tuner import paired_rows
-
+    """The page of a finished search (:class:`reglab.tuner.Search`), its leaderboard and answer."""
     w = search.winner
     parts = [
         f'<div class="findings"><p>{html.escape(answer.line)}</p></div>',
@@ -31,6 +31,7 @@ def tune_report(search, board, answer) -> str:
         "<h3>The search</h3>",
         _figure(to_png(_progress_figure(search)), "the best mean validation loss after each rung, against the time spent", "search progress"),
         _table(_rung_rows(search), "rungs"),
+        (f'<p class="note">The budget ran out after rung {search.stopped_after}: the search stopped promoting there.</p>' if search.stopped_after is not None else ""),
         "<h3>Every candidate</h3>",
         '<p class="note">Δ: the candidate minus its architecture\'s baseline on the same seeds and folds (negative is better).</p>',
         _table(_board_rows(board), "leaderboard"),
@@ -47,8 +48,6 @@ def tune_report(search, board, answer) -> str:
 
 @_styled
 def _paired_figure(winner: np.ndarray, baseline: np.ndarray, label: str):
-    from .stats import paired
-
     p = paired(winner, baseline)
     fig, ax = _subplots(figsize=(6.4, 3.2))
     d = winner - baseline
@@ -64,9 +63,6 @@ def _paired_figure(winner: np.ndarray, baseline: np.ndarray, label: str):
 
 @_styled
 def _strengths_figure(search):
-    from ..tuner import paired_rows
-    from .stats import paired
-
     hidden = search.winner.hidden
     base = search.scores[search.winner.baseline()]
     by_key: dict[str, list[tuple[float, object]]] = {}
@@ -81,7 +77,7 @@ def _strengths_figure(search):
         points.sort(key=lambda vp: vp[0])
         x = np.arange(len(points)) + 0.08 * (i - len(by_key) / 2)
         means = [p.mean for _, p in points]
-        ax.errorbar(x + i * 0, means, yerr=[[p.mean - p.low for _, p in points], [p.high - p.mean for _, p in points]], fmt="o-", color=color(i), label=key, ms=4, capsize=2)
+        ax.errorbar(x, means, yerr=[[p.mean - p.low for _, p in points], [p.high - p.mean for _, p in points]], fmt="o-", color=color(i), label=key, ms=4, capsize=2)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xlabel("strength (weakest to strongest tried)")
     ax.set_ylabel("Δ validation loss")
@@ -92,10 +88,8 @@ def _strengths_figure(search):
 
 @_styled
 def _progress_figure(search):
-    from ..tuner import _ranked
-
     spent = np.cumsum([r.seconds for r in search.rungs])
-    best = [float(np.mean(search.scores[_ranked(search, r.candidates)[0]]["val_loss"])) for r in search.rungs]
+    best = [r.best for r in search.rungs]
     fig, ax = _subplots(figsize=(5.6, 3.0))
     ax.plot(spent, best, "o-", color=color(0))
     ax.set_xlabel("seconds spent")
@@ -106,7 +100,7 @@ def _progress_figure(search):
 
 def _rung_rows(search) -> list[dict[str, str]]:
     return [
-        {"rung": str(r.number), "candidates": str(len(r.candidates)), "seeds so far": str(r.seeds), "folds": "3", "seconds": f"{r.seconds:.1f}"}
+        {"rung": str(r.number), "candidates": str(len(r.candidates)), "seeds so far": str(r.seeds), "folds": str(search.folds), "seconds": f"{r.seconds:.1f}"}
         for r in search.rungs
     ]
 
