@@ -17,7 +17,7 @@ import pandas as pd
 
 from .data import standardizer
 from .engine import Trainer
-from .engine.architecture import layers
+from .engine.architecture import Architecture, layers
 from .engine.technique import SummaryContext
 from .plan import Plan, Population, engine_members
 
@@ -51,12 +51,16 @@ class Part:
 
 
 def population_cost(plan: Plan, population: Population) -> float:
-    """Relative training time: steps x (members x parameters + fixed per-step cost)."""
-    widths = plan.arch.widths
-    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+    """Relative training time of a population (:func:`training_cost`)."""
     rows = len(population.members[0].rows["train"])
-    steps = population.epochs * math.ceil(rows / population.batch_size)
-    return steps * (len(population.members) * params + STEP_OVERHEAD)
+    return training_cost(plan.arch, len(population.members), rows, population.epochs, population.batch_size)
+
+
+def training_cost(arch: Architecture, members: int, rows: int, epochs: int, batch_size: int) -> float:
+    """Relative training time of ``members`` networks on ``rows`` training rows trained together:
+    steps x (members x parameters + fixed per-step cost)."""
+    steps = epochs * math.ceil(rows / batch_size)
+    return steps * (members * arch.n_params + STEP_OVERHEAD)
 
 
 def make_chunks(plans: list[Plan], workers: int) -> list[Chunk]:

@@ -187,7 +187,8 @@ class StageBars:
                 return None
             total = sum(c.cost for c in chunks) or 1.0
             epochs = max((c.epochs for c in chunks), default=1)
-            bar = self.bars.add(f"{stage} ({sum(len(c.keys) for c in chunks)} networks)", sum(len(c.keys) for c in chunks), epochs)
+            networks = sum(len(c.keys) for c in chunks)
+            bar = self.bars.add(f"{stage} ({networks} networks)", networks, epochs)
             done = [0.0] * len(chunks)
             training = [len(c.keys) for c in chunks]
 

@@ -120,11 +120,9 @@ def split_spec(experiment: Experiment, data: Dataset) -> SplitSpec:
 
 
 def bytes_per_member(arch: Architecture, rows: dict[str, np.ndarray], batch_size: int, shared_rows: bool) -> int:
-    widths = arch.widths
-    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
     # weights, gradient, two Adam moments, scratch, final copy, best-weights snapshot
-    state = 7 * params
-    activations = 4 * (batch_size + len(rows.get("val", ()))) * sum(widths)
+    state = 7 * arch.n_params
+    activations = 4 * (batch_size + len(rows.get("val", ()))) * sum(arch.widths)
     data = 0 if shared_rows else sum(len(r) for r in rows.values()) * (arch.n_inputs + arch.n_outputs)
     return 4 * (state + activations + data)
 

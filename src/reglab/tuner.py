@@ -253,9 +253,8 @@ def tune_folder(args: TuneArgs, out: str | Path, *, resume: bool = False, worker
     if stopped.exists():  # a resumed search stops where the budget stopped it, as it did
         search.stopped_after = json.loads(stopped.read_text())["after_rung"]
     candidates = first_rung(task)
-    n_inputs = probe.arch.n_inputs
-    schedule = _schedule(len(candidates), rows, n_inputs, slots, budget)
-    confirm_s = _cost_seconds([Candidate(ARCHITECTURES[-1])] * 2, args.seeds, 0, rows, n_inputs, slots)
+    schedule = _schedule(len(candidates), rows, probe.arch, slots, budget)
+    confirm_s = _cost_seconds([Candidate(ARCHITECTURES[-1])] * 2, args.seeds, 0, rows, probe.arch, slots)
     say(
         f"tune: {len(candidates)} candidates x {FOLDS} folds in {len(schedule)} rung(s) within {args.budget_minutes:g} min, "
         f"then the winner against its baseline on {args.seeds} fresh seeds (about {confirm_s:.0f} s more)"
@@ -312,44 +311,37 @@ def _open(out: Path, args: TuneArgs, resume: bool) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: exists and is not an empty folder; use --resume to continue the search there, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    from .store import atomic_write
-
     atomic_write(state, lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(args), indent=1)))
 
 
-def _params(hidden: tuple[int, ...], n_inputs: int) -> int:
-    widths = (n_inputs, *hidden, 1)
-    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
-
-
-def _cost_seconds(candidates: list[Candidate], seeds: int, seeds_before: int, rows: int, n_inputs: int, slots: int) -> float:
+def _cost_seconds(candidates: list[Candidate], seeds: int, seeds_before: int, rows: int, arch, slots: int) -> float:
     """Predicted wall time to train ``candidates`` on seeds ``seeds_before..seeds-1`` x folds:
-    the cost model that cuts chunks, in seconds, shared by the slots."""
-    from .chunks import STEP_OVERHEAD
+    the cost model that cuts chunks (``arch`` the data's network, each candidate's hidden
+    layers in it), in seconds, shared by the slots."""
+    from .chunks import training_cost
 
-    steps = EPOCHS * math.ceil(rows / BATCH_SIZE)
     members = {c.hidden: 0 for c in candidates}
     for c in candidates:
         members[c.hidden] += (seeds - seeds_before) * FOLDS
-    units = sum(steps * (k * _params(h, n_inputs) + STEP_OVERHEAD) for h, k in members.items() if k)
+    units = sum(training_cost(dataclasses.replace(arch, hidden=h), k, rows, EPOCHS, BATCH_SIZE) for h, k in members.items() if k)
     return RUN_OVERHEAD_S + units * SECONDS_PER_UNIT / slots
 
 
-def _schedule(n: int, rows: int, n_inputs: int, slots: int, budget: float) -> list[int]:
+def _schedule(n: int, rows: int, arch, slots: int, budget: float) -> list[int]:
     """Every candidate's seeds after each rung, fixed before training (so the same command gives
     the same search): rung 0 with as many seeds as let the whole ladder, down to one candidate,
     fit in the budget less the final comparison's share; where not even the fewest do, the rungs
     that fit (rung 0 always runs)."""
-    schedule, _ = _ladder(n, FIRST_SEEDS, rows, n_inputs, slots, budget)
+    schedule, _ = _ladder(n, FIRST_SEEDS, rows, arch, slots, budget)
     for first in range(FIRST_SEEDS + 1, MOST_FIRST_SEEDS + 1):
-        ladder, complete = _ladder(n, first, rows, n_inputs, slots, budget)
+        ladder, complete = _ladder(n, first, rows, arch, slots, budget)
         if not complete:
             break
         schedule = ladder
     return schedule
 
 
-def _ladder(n: int, seeds: int, rows: int, n_inputs: int, slots: int, budget: float) -> tuple[list[int], bool]:
+def _ladder(n: int, seeds: int, rows: int, arch, slots: int, budget: float) -> tuple[list[int], bool]:
     """The rungs from ``seeds`` at rung 0 that fit, and whether they reach one candidate."""
     schedule, spent = [], 0.0
     while True:
@@ -357,7 +349,7 @@ def _ladder(n: int, seeds: int, rows: int, n_inputs: int, slots: int, budget: fl
         # spread over the architectures.
         count = n + (len(cocktails_of(COCKTAIL_PARTS)) if len(schedule) == 1 else 0) + len(ARCHITECTURES)
         guess = [Candidate(ARCHITECTURES[i % len(ARCHITECTURES)]) for i in range(count)]
-        spent += _cost_seconds(guess, seeds, seeds // 2 if schedule else 0, rows, n_inputs, slots)
+        spent += _cost_seconds(guess, seeds, seeds // 2 if schedule else 0, rows, arch, slots)
         if schedule and spent > (1 - CONFIRM_SHARE) * budget:
             return schedule, False
         schedule.append(seeds)
@@ -436,7 +428,7 @@ def _confirm(search: Search, folder: Path, workers, ray, progress) -> None:
 
 def leaderboard(search: Search) -> pd.DataFrame:
     """One row per candidate evaluated, best first, then the final comparison's two rows."""
-    from .report.stats import mean_ci, paired
+    from .report.stats import paired
 
     rows = []
     final = search.rungs[-1].candidates
@@ -444,36 +436,35 @@ def leaderboard(search: Search) -> pd.DataFrame:
     order = sorted(_ranked(search, list(search.scores)), key=lambda c: -search.reached[c])
     for c in order:
         s = search.scores[c]
-        mean, half = mean_ci(s["val_loss"])
-        row: dict[str, Any] = {"candidate": c.name, **c.columns(), "rung": search.reached[c], "seeds": s["seed"].nunique(), "folds": FOLDS, "members": len(s)}
-        row.update(val_loss=mean, val_loss_low=mean - half, val_loss_high=mean + half)
-        if "val_accuracy" in s:
-            row["val_accuracy"] = _mean(s["val_accuracy"])
-        if c.is_baseline:
-            row.update(delta_val_loss=0.0, delta_low=0.0, delta_high=0.0, pairs=len(s))
-        else:
-            p = paired(*paired_rows(s, search.scores[c.baseline()]))
-            row.update(delta_val_loss=p.mean, delta_low=p.low, delta_high=p.high, pairs=p.n)
-        row["status"] = "winner" if c == search.winner else ("final rung" if c in final else f"dropped after rung {search.reached[c]}")
-        rows.append(row)
+        p = None if c.is_baseline else paired(*paired_rows(s, search.scores[c.baseline()]))
+        status = "winner" if c == search.winner else ("final rung" if c in final else f"dropped after rung {search.reached[c]}")
+        rows.append(_row(c, s, search.reached[c], p, status))
     verdict = answer(search)
-    for c in (search.winner.baseline(), search.winner):
-        s = search.confirmation[c.name]
-        mean, half = mean_ci(s["val_loss"])
-        row = {"candidate": c.name, **c.columns(), "rung": "confirmation", "seeds": s["seed"].nunique(), "folds": FOLDS, "members": len(s)}
-        row.update(val_loss=mean, val_loss_low=mean - half, val_loss_high=mean + half)
-        if "val_accuracy" in s:
-            row["val_accuracy"] = _mean(s["val_accuracy"])
-        p = verdict.paired if not c.is_baseline else None
-        row.update(
-            delta_val_loss=p.mean if p else 0.0, delta_low=p.low if p else 0.0, delta_high=p.high if p else 0.0, pairs=p.n if p else len(s),
-            status="fresh seeds: " + verdict.short if p else "fresh seeds: baseline",
-        )
-        rows.append(row)
+    baseline, winner = search.winner.baseline(), search.winner
+    rows.append(_row(baseline, search.confirmation[baseline.name], "confirmation", None, "fresh seeds: baseline"))
+    rows.append(_row(winner, search.confirmation[winner.name], "confirmation", verdict.paired, "fresh seeds: " + verdict.short))
     frame = pd.DataFrame(rows)
     results = ["rung", "seeds", "folds", "members", "val_loss", "val_loss_low", "val_loss_high", "val_accuracy", "delta_val_loss", "delta_low", "delta_high", "pairs", "status"]
     settings = sorted(c for c in frame.columns if c not in ("candidate", "hidden", *results))
     return frame[["candidate", "hidden", *settings, *[c for c in results if c in frame.columns]]]
+
+
+def _row(c: Candidate, s: pd.DataFrame, rung, p, status: str) -> dict[str, Any]:
+    """A leaderboard row: the candidate's settings, its members' scores, and ``p``, its paired
+    difference against its baseline (None: it is the baseline)."""
+    from .report.stats import mean_ci
+
+    mean, half = mean_ci(s["val_loss"])
+    row: dict[str, Any] = {"candidate": c.name, **c.columns(), "rung": rung, "seeds": s["seed"].nunique(), "folds": FOLDS, "members": len(s)}
+    row.update(val_loss=mean, val_loss_low=mean - half, val_loss_high=mean + half)
+    if "val_accuracy" in s:
+        row["val_accuracy"] = _mean(s["val_accuracy"])
+    if p is None:
+        row.update(delta_val_loss=0.0, delta_low=0.0, delta_high=0.0, pairs=len(s))
+    else:
+        row.update(delta_val_loss=p.mean, delta_low=p.low, delta_high=p.high, pairs=p.n)
+    row["status"] = status
+    return row
 
 
 @dataclass

@@ -53,6 +53,12 @@ class Architecture:
         return (self.n_inputs, *self.hidden, self.n_outputs)
 
     @property
+    def n_params(self) -> int:
+        """Weights and biases of one member."""
+        widths = self.widths
+        return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+
+    @property
     def n_layers(self) -> int:
         """Number of Dense layers, the output layer included."""
         return len(self.hidden) + 1
