@@ -6,12 +6,13 @@ Dense(1, sigmoid); Adam(0.01); batch 32; validation_split=0.2 (the last 20 rows 
 network trained for one epoch (3 steps of 32/32/16 rows, then a validation pass on 20 rows).
 
 Compared, in the same run:
-- reglab at K = 1, 10, 100, 400 networks per population;
+- reglab at K = 1, 10, 100, 400 networks per population, on its compiled engine (the default on
+  a CPU) and on the eager one (``engine="eager"``, Keras's exact bits);
 - a hand-written JAX population at the same K (``jax_population``): ``jax.vmap`` of a one-model
   epoch (a per-member shuffle, steps of 32/32/16 rows, a validation pass), ``jax.jit`` of a
   ``lax.scan`` over all the epochs, ``optax.adam(0.01, eps=1e-7)``, Glorot-uniform kernels. reglab
-  and JAX are measured in turns, ``--rounds`` times per K, so drift hits both; the medians are
-  printed, and the compile time (excluded from the rate) apart. JAX comes only with the ``bench``
+  and JAX are measured in turns (compiled, eager, JAX), ``--rounds`` times per K, so drift hits
+  all three; the medians are printed, and the compile time (excluded from the rate) apart. JAX comes only with the ``bench``
   extra (``pip install -e .[bench]``); without it the JAX column is skipped;
 - a plain one-model-at-a-time PyTorch loop (nn.Sequential, torch.optim.Adam, the same batching);
 - Keras 3 on the torch backend (fewer epochs than the others, scaled; it says so);
@@ -51,12 +52,12 @@ def model_epoch_flops() -> float:
     return 3 * per_row * SPLIT + per_row * (len(X) - SPLIT)
 
 
-def reglab_rate(K: int, epochs: int) -> float:
+def reglab_rate(K: int, epochs: int, engine: str = "compiled") -> float:
     arch = Architecture(n_inputs=2, hidden=(HIDDEN, HIDDEN), task="binary")
     members = [Member(seed=s, learning_rate=0.01, techniques=(L1(0.001),)) for s in range(K)]
-    train(arch, members, X, Y, validation_split=0.2, epochs=2)  # warm-up
+    train(arch, members, X, Y, validation_split=0.2, epochs=2, engine=engine)  # warm-up (and the compile cache)
     start = time.perf_counter()
-    train(arch, members, X, Y, validation_split=0.2, epochs=epochs)
+    train(arch, members, X, Y, validation_split=0.2, epochs=epochs, engine=engine)
     return K * epochs / (time.perf_counter() - start)
 
 
@@ -211,28 +212,30 @@ def main() -> None:
     print()
     print(f"medians of {args.rounds} rounds" + (", each reglab then JAX" if jax is not None else ""))
     print(
-        f"{'K':>5} {'epochs':>7} {'reglab m-e/s':>13} {'JAX m-e/s':>10} {'reglab/JAX':>11}"
+        f"{'K':>5} {'epochs':>7} {'reglab m-e/s':>13} {'eager m-e/s':>12} {'JAX m-e/s':>10} {'reglab/JAX':>11}"
         f" {'vs plain':>9} {'vs Keras':>9} {'% of matmul peak':>17}"
     )
     rates, jax_rates, compile_s = {}, {}, {}
     for K, epochs in sizes.items():
         if jax is not None:
             run_jax, compile_s[K] = jax_population(K, epochs)
-        ours, theirs = [], []
+        ours, eager, theirs = [], [], []
         for _ in range(args.rounds):
             ours.append(reglab_rate(K, epochs))
+            eager.append(reglab_rate(K, max(epochs // 4, 10), "eager"))
             if jax is not None:
                 start = time.perf_counter()
                 run_jax()
                 theirs.append(K * epochs / (time.perf_counter() - start))
         rate = rates[K] = float(np.median(ours))
+        eager_rate = float(np.median(eager))
         if jax is not None:
             jax_rates[K] = float(np.median(theirs))
             vs_jax = f"{jax_rates[K]:>10,.0f} {rate / jax_rates[K]:>10.2f}x"
         else:
             vs_jax = f"{'-':>10} {'-':>11}"
         print(
-            f"{K:>5} {epochs:>7} {rate:>13,.0f} {vs_jax}"
+            f"{K:>5} {epochs:>7} {rate:>13,.0f} {eager_rate:>12,.0f} {vs_jax}"
             f" {rate / plain:>8.1f}x {rate / ker:>8.0f}x {100 * rate / ceiling:>16.0f}%"
         )
     r = rates[100]

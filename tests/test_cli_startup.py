@@ -10,7 +10,7 @@ from importlib import resources
 import pytest
 
 # Each of these takes from a tenth of a second (pyarrow) to over a second (torch, scikit-learn) to import.
-HEAVY = ("torch", "matplotlib", "sklearn", "pandas", "pyarrow", "scipy", "numpy")
+HEAVY = ("torch", "numba", "matplotlib", "sklearn", "pandas", "pyarrow", "scipy", "numpy")
 
 EXAMPLES = resources.files("reglab") / "examples"
 
@@ -113,7 +113,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     codes, heavy_after_seed, code_sklearn = got["out"]
     assert codes == [0] * len(paths) and code_sklearn == 0
     assert heavy_after_seed == ["numpy"]
-    assert "matplotlib" not in got["heavy"] and "torch" not in got["heavy"] and "sklearn" in got["heavy"]
+    assert "matplotlib" not in got["heavy"] and "torch" not in got["heavy"] and "numba" not in got["heavy"] and "sklearn" in got["heavy"]
 
 
 def test_the_deferred_torch_imports_on_first_use_and_pickles():

@@ -254,14 +254,14 @@ def test_device_errors_are_user_errors(tmp_path):
 
 
 def test_a_diverging_member_of_a_binary_task_stops_alone_and_the_run_completes(tmp_path):
-    """A binary population with one member at learning rate 1e30 used to abort with torch's
+    """A binary population with one member at learning rate 1e38 used to abort with torch's
     'all elements of input should be between 0 and 1' and leave a half-written folder."""
     from reglab.cli import main
 
     exp = tmp_path / "diverging.toml"
     exp.write_text(
         'name = "diverging"\nseeds = 2\n[data]\ndataset = "moons"\nparams = {n_samples = 60}\n[model]\nhidden = [16]\n'
-        '[train]\nepochs = 6\nlearning_rate = 0.01\n[[variant]]\nname = "baseline"\n[[variant]]\nname = "huge"\nlearning_rate = 1e30\n'
+        '[train]\nepochs = 6\nlearning_rate = 0.01\n[[variant]]\nname = "baseline"\n[[variant]]\nname = "huge"\nlearning_rate = 1e38\n'
     )
     assert main(["run", str(exp), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     summary = pd.read_csv(tmp_path / "out" / "summary.csv", dtype={"variant": str})

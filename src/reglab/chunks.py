@@ -79,7 +79,7 @@ def make_chunks(plans: list[Plan], workers: int) -> list[Chunk]:
             name += f" population {j + 1}/{len(plans[i].populations)}"
         for start in range(0, n, size):
             members = population.members[start : start + size]
-            part = Population(members, population.epochs, population.batch_size, population.optimizer)
+            part = Population(members, population.epochs, population.batch_size, population.optimizer, population.engine)
             label = name + (f" ({start // size + 1}/{chunks})" if chunks > 1 else "")
             jobs.append(Chunk(i, [m.key for m in members], population.epochs, population_cost(plans[i], part), label, part))
     return sorted(jobs, key=lambda j: -j.cost)
@@ -156,6 +156,7 @@ def trainer_for(plan: Plan, population: Population, device: str = "cpu") -> tupl
         batch_size=population.batch_size,
         optimizer=population.optimizer,
         device=device,
+        engine=population.engine if str(device) == "cpu" else "eager",  # the GPU trains on torch
     )
     return trainer, arrays
 
@@ -171,7 +172,7 @@ def train_chunk(plan: Plan, chunk: Chunk, on_epoch_end=None, device: str = "cpu"
     population = chunk.population
     trainer, arrays = trainer_for(plan, population, device)
     while not trainer.done:
-        n_training = trainer.step()
+        n_training = trainer.advance()  # a run of epochs per call on the compiled engine
         if on_epoch_end is not None:
             on_epoch_end(trainer.epoch, 0 if trainer.done else n_training)
     result = trainer.result()

@@ -1,7 +1,8 @@
 """The planner: every (variant, seed[, fold]) member of an experiment, grouped into populations.
 
 Members share a population when they can train in one call of the engine: same architecture,
-epochs, batch size, optimizer (its kind and momentum; learning rates may differ), and the same numbers of training and validation rows. Populations
+epochs, batch size, optimizer (its kind and momentum; learning rates may differ), engine (compiled
+or eager, each member's by its own settings), and the same numbers of training and validation rows. Populations
 are chunked to a memory budget. Members are pure, so neither grouping nor chunking changes any
 member's result; the tests check that.
 """
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 from .data import Dataset, SplitSpec, load_builtin, load_table, split_indices
 from .engine import Architecture, Member, checks
 from .engine.losses import METRICS_FOR_TASK, make_metric
+from .engine.paths import member_engine, why_not_compiled
 from .engine.technique import check_member
 from .errors import UserError
 from .spec import Experiment
@@ -38,6 +40,7 @@ class MemberPlan:
     batch_size: int
     optimizer: object
     techniques: tuple = ()  # the variant's techniques, built once when the plan is made
+    engine: str = "eager"  # "compiled" or "eager": decided by the member's own settings
 
     @property
     def key(self) -> str:
@@ -50,6 +53,7 @@ class Population:
     epochs: int
     batch_size: int
     optimizer: object
+    engine: str = "eager"
 
 
 @dataclass
@@ -166,6 +170,7 @@ def _make_plan(experiment: Experiment, memory_budget_mb: float, only: set[str] |
     t = experiment.spec.train
     folds = range(splits.folds) if splits.method == "kfold" else [None]
     techniques = {variant.name: experiment.techniques(variant) for variant in experiment.spec.variant}  # built once, carried
+    engines = {name: _engine(t.engine, name, ts, arch, i) for i, (name, ts) in enumerate(techniques.items())}
     members = []
     for variant in experiment.spec.variant:
         for seed in experiment.seeds():
@@ -183,6 +188,7 @@ def _make_plan(experiment: Experiment, memory_budget_mb: float, only: set[str] |
                         batch_size=variant.batch_size or t.batch_size,
                         optimizer=experiment.optimizer(variant),
                         techniques=techniques[variant.name],
+                        engine=engines[variant.name],
                     )
                 )
     _check_against_data(experiment, arch, members[0].rows, techniques)
@@ -191,20 +197,28 @@ def _make_plan(experiment: Experiment, memory_budget_mb: float, only: set[str] |
     return plan.only({m.key for m in members} if only is None else only)
 
 
+def _engine(engine: str, name: str, techniques: tuple, arch: Architecture, i: int) -> str:
+    """The engine variant ``i``'s members train on, by their own settings (``train.engine``)."""
+    reason = why_not_compiled(techniques, arch) if engine == "compiled" else None
+    if reason is not None:
+        raise UserError(f'variant[{i}] ({name!r}) cannot train compiled: {reason}; must be "auto" or "eager" here, got "compiled"', field="train.engine")
+    return member_engine(engine, techniques, arch)
+
+
 def _populations(todo: list[MemberPlan], arch: Architecture, shared: bool, memory_budget_mb: float) -> list[Population]:
     """Members that can train together (same epochs, batch size, optimizer and split sizes) in
     populations no larger than the memory budget allows."""
     groups: dict[tuple, list[MemberPlan]] = {}
     for m in todo:
-        key = (m.epochs, m.batch_size, m.optimizer, len(m.rows["train"]), len(m.rows["val"]), len(m.rows.get("test", ())))
+        key = (m.epochs, m.batch_size, m.optimizer, m.engine, len(m.rows["train"]), len(m.rows["val"]), len(m.rows.get("test", ())))
         groups.setdefault(key, []).append(m)
     budget = memory_budget_mb * 2**20
     populations = []
-    for (epochs, batch_size, optimizer, *_), group in groups.items():
+    for (epochs, batch_size, optimizer, engine, *_), group in groups.items():
         per = bytes_per_member(arch, group[0].rows, batch_size, shared)
         size = max(1, int(budget // per))
         for start in range(0, len(group), size):
-            populations.append(Population(group[start : start + size], epochs, batch_size, optimizer))
+            populations.append(Population(group[start : start + size], epochs, batch_size, optimizer, engine))
     return populations
 
 

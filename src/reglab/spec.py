@@ -65,6 +65,9 @@ class TrainSpec(BaseModel):
     batch_size: int = _field(32, "rows per step; the last batch of an epoch may be smaller")
     momentum: Number = _field(0.0, "SGD's momentum (refused under adam, where it would do nothing)")
     nesterov: bool = _field(False, "SGD's Nesterov momentum (refused under adam)")
+    engine: Literal["auto", "compiled", "eager"] = _field(
+        "auto", "auto: compiled (numba) where a variant's techniques and the activation have a compiled form, else eager; eager: PyTorch with Keras's exact bits"
+    )
 
 
 class ReportSpec(BaseModel):

@@ -9,6 +9,7 @@ What it checks, for any registered technique (nothing here names one):
 
 - ``neutral``: the technique at its neutral setting changes nothing, bit for bit;
 - ``purity``: members with it, in a population with members without it, train exactly as alone;
+  both checks run on the eager engine and, where the technique has a compiled form, the compiled one;
 - ``experiment_file``: its settings round-trip through an experiment file and its resolved TOML;
 - ``invalid_values``: every value its rules refuse gives the one-line message naming the key;
 - ``sklearn``: its scikit-learn parameters reach the engine (a fit equals the engine's run);
@@ -28,6 +29,7 @@ import torch
 
 from .engine import Architecture, Member, registry, train
 from .engine.architecture import layers
+from .engine.paths import why_not_compiled
 from .engine.pieces import StepContext, stack_pieces
 from .engine.technique import Technique, listed
 from .errors import UserError
@@ -85,10 +87,16 @@ def _arch(task: str) -> Architecture:
     return Architecture(n_inputs=2, hidden=HIDDEN, task=task, n_outputs=3 if task == "multiclass" else 1)
 
 
-def _train(cls, members: list[Member]):
+def _train(cls, members: list[Member], engine: str = "auto"):
     task = _task(cls)
     x, y = _data(task)
-    return train(_arch(task), members, x, y, epochs=EPOCHS, batch_size=8, validation_split=0.25)
+    return train(_arch(task), members, x, y, epochs=EPOCHS, batch_size=8, validation_split=0.25, engine=engine)
+
+
+def _engines(cls, techniques) -> list[str]:
+    """The engines a member with ``techniques`` can train on: eager, and compiled where it has a
+    compiled form (each check runs on both)."""
+    return ["eager"] + (["compiled"] if why_not_compiled(techniques, _arch(_task(cls))) is None else [])
 
 
 def _same_run(a, i: int, b, j: int, what: str) -> None:
@@ -123,10 +131,11 @@ def check_neutral(cls) -> None:
     neutral = cls.neutral()
     if neutral is None:  # e.g. max-norm: any bound rescales; members without it are checked by purity
         return
-    with_it = _train(cls, [Member(seed=s, learning_rate=0.01, techniques=(neutral,)) for s in (0, 1)])
-    without = _train(cls, [Member(seed=s, learning_rate=0.01) for s in (0, 1)])
-    for k in range(2):
-        _same_run(with_it, k, without, k, f"neutral {neutral!r}")
+    for engine in _engines(cls, (neutral,)):
+        with_it = _train(cls, [Member(seed=s, learning_rate=0.01, techniques=(neutral,)) for s in (0, 1)], engine)
+        without = _train(cls, [Member(seed=s, learning_rate=0.01) for s in (0, 1)], engine)
+        for k in range(2):
+            _same_run(with_it, k, without, k, f"neutral {neutral!r} ({engine} engine)")
 
 
 def check_purity(cls) -> None:
@@ -137,9 +146,14 @@ def check_purity(cls) -> None:
         Member(seed=4, learning_rate=0.01),
         Member(seed=5, learning_rate=0.02, techniques=example),
     ]
+    for engine in _engines(cls, example):
+        together = _train(cls, members, engine)
+        for k, m in enumerate(members):
+            _same_run(together, k, _train(cls, [m], engine), 0, f"member {k} ({m.techniques}) in a population vs alone ({engine} engine)")
+    # On "auto", members with and without it may take different engines: still each as alone.
     together = _train(cls, members)
     for k, m in enumerate(members):
-        _same_run(together, k, _train(cls, [m]), 0, f"member {k} ({m.techniques}) in a population vs alone")
+        _same_run(together, k, _train(cls, [m]), 0, f"member {k} ({m.techniques}) in a population vs alone (engine auto)")
 
 
 def _experiment(variant: dict) -> dict:

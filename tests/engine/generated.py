@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from hypothesis import strategies as st
 
+from reglab.engine.paths import why_not_compiled
 from reglab.engine import (
     L1,
     L2,
@@ -75,11 +76,15 @@ class Case:
             kw["validation_data"] = (pick(self.x_val), pick(self.y_val))
         return pick(self.x), pick(self.y), kw
 
-    def train(self, indices):
-        """The members at ``indices`` trained as one population."""
+    def train(self, indices, engine="auto"):
+        """The members at ``indices`` trained as one population, on ``engine``: "eager", or
+        "compiled" (where a member has no compiled form, "auto": it trains eager)."""
         indices = list(indices)
         x, y, kw = self._kwargs(indices)
-        return train(self.arch, [self.members[i] for i in indices], x, y, **kw)
+        members = [self.members[i] for i in indices]
+        if engine == "compiled" and any(why_not_compiled(m.techniques, self.arch) for m in members):
+            engine = "auto"
+        return train(self.arch, members, x, y, engine=engine, **kw)
 
     def member_data(self, i):
         """Member ``i``'s training and validation rows as float32 arrays, targets as columns

@@ -7,7 +7,8 @@ than sampled. Every hidden width from 1 to 130 and a few above, two and three eq
 and without a final one-unit hidden layer, populations of 2, 3, 7 and 33, batch sizes 1, 7 and
 the full batch: every member of every population equals its run alone, bit for bit. The members
 cycle through three kinds (plain, dropout, an L2 penalty), so that the kinds sit at every index
-and beside each other; the activation and the task cycle with the width.
+and beside each other; the activation and the task cycle with the width. Both engines: the
+compiled one is pure by construction (each member its own loop), and this checks the construction.
 """
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 
 from reglab.engine import L2, Architecture, Dropout, Member, train
 from reglab.engine.model import ACTIVATIONS
+from reglab.engine.paths import COMPILED_ACTIVATIONS
 
 WIDTHS = [*range(1, 131), 131, 137, 200, 255, 257]
 POPULATIONS = (2, 3, 7, 33)
@@ -50,16 +52,18 @@ def _same(together, i, alone):
     )
 
 
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
 @pytest.mark.parametrize("width", WIDTHS)
-def test_every_member_equals_its_run_alone(width):
+def test_every_member_equals_its_run_alone(width, engine):
     task, n_outputs = TASKS[width % len(TASKS)]
-    activation = sorted(ACTIVATIONS)[width % len(ACTIVATIONS)]
+    activations = sorted(ACTIVATIONS if engine == "eager" else COMPILED_ACTIVATIONS)
+    activation = activations[width % len(activations)]
     failures = []
     for hidden in _shapes(width):
         arch = Architecture(n_inputs=3, hidden=hidden, activation=activation, task=task, n_outputs=n_outputs)
         for rows, batch_size in BATCHES:
             x, y = _data(arch, rows)
-            fit = lambda members: train(arch, members, x, y, epochs=1, batch_size=batch_size)  # noqa: E731
+            fit = lambda members: train(arch, members, x, y, epochs=1, batch_size=batch_size, engine=engine)  # noqa: E731
             alone = [fit([kind]) for kind in KINDS]
             for K in POPULATIONS:
                 together = fit([KINDS[i % len(KINDS)] for i in range(K)])

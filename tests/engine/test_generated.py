@@ -6,6 +6,9 @@ do and do not divide the rows, validation by split, by ``validation_data`` or no
 1-70 members with Adam or SGD (momentum, Nesterov), per-member learning rates (some diverging),
 random combinations of every technique, members that stop at different epochs, random regroupings.
 
+Both oracles run on both engines: eager, and compiled (members whose techniques or activation
+have no compiled form train eager there, as ``engine="auto"`` has them).
+
 - **Purity, bitwise**: every member trained in the full population, in a random regrouping and
   alone ends with bitwise-equal weights, histories, epochs run, best epochs and stop reasons.
 - **Semantics**: each member's trajectory matches the plain single-model trainer of
@@ -24,6 +27,7 @@ import math
 import os
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, example, given, note, settings
 
@@ -82,19 +86,23 @@ UNALIGNED_TWIN = Case(
 )
 
 
+ENGINES = pytest.mark.parametrize("engine", ["eager", "compiled"])
+
+
+@ENGINES
 @generated
 @given(case=cases())
 @example(case=UNALIGNED_TWIN)
-def test_members_are_pure(case):
+def test_members_are_pure(case, engine):
     K = len(case.members)
-    full = case.train(range(K))
+    full = case.train(range(K), engine)
     note(f"stop reasons in the full population: {full.stop_reason}")
     for group in case.groups:
-        part = case.train(group)
+        part = case.train(group, engine)
         for j, i in enumerate(group):
             assert_same_member(full, i, part, j, f"regrouped {group}")
     for i in case.alone:
-        assert_same_member(full, i, case.train([i]), 0, "alone")
+        assert_same_member(full, i, case.train([i], engine), 0, "alone")
 
 
 # The reference comparison. The engine and the reference do the same float32 arithmetic in
@@ -173,11 +181,12 @@ def assert_follows_reference(result, k, ref, ref64, what):
         assert distance <= allowed, f"{what}: parameter {layer} is {distance:.3g} from the reference, allowed {allowed:.3g}"
 
 
+@ENGINES
 @generated
 @given(case=cases(max_members=8))
 @example(case=UNALIGNED_TWIN)
-def test_members_follow_the_independent_reference(case):
-    result = case.train(range(len(case.members)))
+def test_members_follow_the_independent_reference(case, engine):
+    result = case.train(range(len(case.members)), engine)
     for k in sorted({0, len(case.members) - 1, *case.alone}):
         x, y, xv, yv = (None if a is None else torch.from_numpy(a) for a in case.member_data(k))
         run = lambda dtype: reference.train_one(  # noqa: E731

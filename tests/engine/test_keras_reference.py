@@ -1,4 +1,9 @@
-"""Whole training runs against the real Keras 3 (torch backend).
+"""Whole training runs against the real Keras 3 (torch backend), on both engines.
+
+The eager engine follows Keras operation for operation (float32 rounding apart: ``rtol`` 2e-4 on
+the histories); the compiled engine sums in other orders, and how far a run carries that depends
+on the run: here, 30 epochs of Adam, within ``COMPILED_RTOL`` (``docs/speed.md`` gives the
+deviation over 2,000 epochs).
 
 A member trained without dropout from given initial weights, seeing its rows in a given order,
 must end where a Keras model with the same weights and the same row order ends, with the same
@@ -35,44 +40,56 @@ def keras_fit_in_order(keras, model, seed, X, y, Xv, yv, epochs, batch_size):
     return {name: np.array(v) for name, v in history.items()}
 
 
+# (histories, weights) relative tolerance per engine.
+# The eager engine's weights are compared element by element; the compiled engine's per tensor
+# (relative distance): under L1, a weight near zero may chatter around it in another phase.
+TOLERANCES = {"eager": (2e-4, 1e-3), "compiled": (COMPILED_RTOL := 2e-2, 3e-2)}
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
 @pytest.mark.parametrize(
     "l1,l2,lr",
     [(0.0, 0.0, 0.01), (0.001, 0.0, 0.01), (0.0, 0.01, 0.005)],
 )
-def test_binary_training_run_matches_keras(keras, moons, l1, l2, lr):
+def test_binary_training_run_matches_keras(keras, moons, l1, l2, lr, engine):
     X, y = moons
     arch = Architecture(n_inputs=2, hidden=(32, 32), task="binary")
     seeds = [3, 7]
     techniques = tuple(t for t in (L1(l1) if l1 else None, L2(l2) if l2 else None) if t)
     members = [Member(seed=s, learning_rate=lr, techniques=techniques) for s in seeds]
     epochs = 30
-    ours = train(arch, members, X[:80], y[:80], validation_data=(X[80:], y[80:]), epochs=epochs)
+    ours = train(arch, members, X[:80], y[:80], validation_data=(X[80:], y[80:]), epochs=epochs, engine=engine)
+    rtol, weights_rtol = TOLERANCES[engine]
     init = init_params(arch, torch.tensor(seeds))
     for k, seed in enumerate(seeds):
         model = keras_model(keras, arch, init, k, l1=l1, l2=l2)
         model.compile(keras.optimizers.Adam(lr), "binary_crossentropy", metrics=["accuracy"])
         hist = keras_fit_in_order(keras, model, seed, X[:80], y[:80], X[80:], y[80:], epochs, 32)
         for name in ("loss", "val_loss", "accuracy", "val_accuracy"):
-            np.testing.assert_allclose(ours.history[name][k], hist[name], rtol=2e-4, atol=1e-5, err_msg=name)
+            np.testing.assert_allclose(ours.history[name][k], hist[name], rtol=rtol, atol=1e-5, err_msg=name)
         for ours_p, theirs_p in zip(ours.params, model.get_weights()):
-            np.testing.assert_allclose(ours_p[k].numpy(), theirs_p, rtol=1e-3, atol=1e-5)
+            if engine == "eager":
+                np.testing.assert_allclose(ours_p[k].numpy(), theirs_p, rtol=weights_rtol, atol=1e-5)
+            else:
+                assert np.linalg.norm(ours_p[k].numpy() - theirs_p) <= weights_rtol * np.linalg.norm(theirs_p) + 1e-5
 
 
 @pytest.mark.slow
-def test_regression_with_sgd_momentum_matches_keras(keras):
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_regression_with_sgd_momentum_matches_keras(keras, engine):
     g = np.random.default_rng(0)
     X = np.linspace(-1, 1, 20, dtype=np.float32)[:, None]
     y = (X[:, 0] ** 3 + g.normal(scale=0.1, size=20)).astype(np.float32)
     arch = Architecture(n_inputs=1, hidden=(16, 16), activation="tanh", task="regression")
     member = Member(seed=11, learning_rate=0.05)
-    ours = train(arch, [member], X, y, validation_data=(X, y), epochs=40, optimizer=SGD(momentum=0.9), batch_size=8)
+    ours = train(arch, [member], X, y, validation_data=(X, y), epochs=40, optimizer=SGD(momentum=0.9), batch_size=8, engine=engine)
     init = init_params(arch, torch.tensor([11]))
     model = keras_model(keras, arch, init, 0, head="linear")
     model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "mse", metrics=["mse", "mae"])
     hist = keras_fit_in_order(keras, model, 11, X, y, X, y, 40, 8)
     for name in ("loss", "val_loss", "mae", "val_mae"):
-        np.testing.assert_allclose(ours.history[name][0], hist[name], rtol=1e-4, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(ours.history[name][0], hist[name], rtol=1e-4 if engine == "eager" else COMPILED_RTOL, atol=1e-6, err_msg=name)
 
 
 def test_overconfident_model_reports_what_keras_reports(keras, moons):

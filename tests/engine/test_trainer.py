@@ -96,7 +96,7 @@ def test_a_diverging_member_of_a_binary_task_stops_alone(moons, penalty):
     whole population; and a member without a penalty got 0 * inf = NaN from its neighbour's."""
     X, y = moons
     arch = Architecture(2, (16,), "relu", "binary")
-    members = [Member(seed=0, learning_rate=0.01, techniques=penalty), Member(seed=1, learning_rate=1e30)]
+    members = [Member(seed=0, learning_rate=0.01, techniques=penalty), Member(seed=1, learning_rate=1e38)]
     r = train(arch, members, X, y, validation_split=0.2, epochs=20)
     assert r.stop_reason == ["max_epochs", "non_finite"] and r.epochs_run[1] < 20
     for k in range(2):

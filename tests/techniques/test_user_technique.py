@@ -116,7 +116,7 @@ def test_the_suite_catches_a_technique_that_is_not_pure():
 
     registry.register(Leaky)
     try:
-        with pytest.raises(AssertionError, match=r"check_technique\(Leaky\): purity: member 0 .* in a population vs alone: history 'loss' differs"):
+        with pytest.raises(AssertionError, match=r"check_technique\(Leaky\): purity: member 0 .* in a population vs alone \(eager engine\): history 'loss' differs"):
             check_technique(Leaky)
     finally:
         registry.unregister("leaky")

@@ -209,6 +209,11 @@ class Technique:
     mc_sample: ClassVar[bool] = False
     #: The stop reasons its piece can give (registered; see :data:`pieces.STOP_REASONS`).
     stop_reasons: ClassVar[tuple[str, ...]] = ()
+    #: Its form on the compiled engine (:mod:`reglab.engine.compiled`): ``"steps"`` when it acts
+    #: inside an epoch and :meth:`compile` sets the strengths of the kernel's operations for it;
+    #: ``"epochs"`` when it acts only between epochs (a stopping rule), where its piece runs as on
+    #: the eager path; None (a technique that declares nothing): members with it train eager.
+    compiled: ClassVar[str | None] = None
 
     # -- the declarations, read back --------------------------------------------------------------
 
@@ -339,6 +344,11 @@ class Technique:
         to its better direction (``"min"`` or ``"max"``).
         """
         raise NotImplementedError
+
+    def compile(self, program, k: int, arch: Architecture) -> None:
+        """Set member ``k``'s strengths in ``program`` (a :class:`~reglab.engine.compiled.Program`)
+        for a technique whose :attr:`compiled` form is ``"steps"``."""
+        raise NotImplementedError(f"technique {self.name!r} declares compiled = 'steps' but no compile()")
 
 
 def _same(value, off) -> bool:

@@ -11,7 +11,7 @@ Techniques enter only through the hooks of :mod:`reglab.engine.pieces`; this fil
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -21,10 +21,14 @@ from .losses import LOSS_NAMES, METRICS_FOR_TASK, make_loss, make_metric, member
 from .members import Member
 from .model import Architecture, forward, gradients, init_params, output_activation
 from .optimizers import make_optimizer
+from .paths import member_engine
 from .pieces import REASON_CODE, STOP_REASONS, StepContext, loss_targets, stack_pieces, total_penalty
 from .results import TrainResult, logits_for
 from .stacked import Stacked
 from .technique import check_member
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .compiled import CompiledPopulation
 
 EpochCallback = Callable[[int, int], None]
 
@@ -37,17 +41,81 @@ def train(arch: Architecture, members: Sequence[Member], x, y, *, on_epoch_end: 
     keyword arguments: ``epochs`` (required), ``batch_size=32``, ``validation_data=(x_val,
     y_val)`` or ``validation_split`` (Keras's: the last fraction of the rows as given) for the
     ``val_*`` history, ``optimizer="adam"``, ``loss``, ``metrics``, ``clip_probabilities``,
-    ``device``, ``initial_params``. ``on_epoch_end(epoch, n_still_training)`` is called after
-    each epoch.
+    ``device``, ``initial_params``, ``engine`` (``"auto"``, ``"compiled"`` or ``"eager"``: see
+    :mod:`reglab.engine.paths`). ``on_epoch_end(epoch, n_still_training)`` is called after each
+    epoch (on the compiled engine, after the call that trained it).
 
     The loop of a :class:`Trainer`, which does the same one epoch at a time.
     """
+    members = list(members)
+    engine, device = settings.get("engine", "auto"), torch.device(settings.get("device", "cpu"))
+    groups: dict[str, list[int]] = {}
+    for i, m in enumerate(members):
+        path = member_engine(engine, m.techniques, arch, device.type) if isinstance(m, Member) else engine
+        groups.setdefault(path, []).append(i)
+    if len(groups) <= 1:
+        return _train_one(arch, members, x, y, on_epoch_end, settings)
+    # Members on both engines (a technique without a compiled form): each group trains alone,
+    # which changes no member's bits, and the results are put back in the members' order.
+    per_member = arrays.features("x", x, arch, len(members)).dim() == 3
+    parts = []
+    for path, index in groups.items():
+        part = {**settings, "engine": path}
+        if settings.get("initial_params") is not None:
+            part["initial_params"] = [p[index] for p in settings["initial_params"]]
+        if per_member and settings.get("validation_data") is not None:
+            part["validation_data"] = tuple(_member_rows(a, index) for a in settings["validation_data"])
+        xs, ys = (_member_rows(x, index), _member_rows(y, index)) if per_member else (x, y)
+        parts.append((index, _train_one(arch, [members[i] for i in index], xs, ys, on_epoch_end, part)))
+    return _merged(arch, members, parts, device)
+
+
+def _train_one(arch, members, x, y, on_epoch_end, settings) -> TrainResult:
     trainer = Trainer(arch, members, x, y, **settings)
     while not trainer.done:
-        n_training = trainer.step()
+        first = trainer.epoch
+        n_training = trainer.advance()
         if on_epoch_end is not None:
-            on_epoch_end(trainer.epoch - 1, n_training)
+            for epoch in range(first, trainer.epoch):
+                on_epoch_end(epoch, n_training)
     return trainer.result()
+
+
+def _member_rows(a, index: list[int]):
+    """The members at ``index`` of per-member data ``(K, N, ...)``."""
+    return a[index] if isinstance(a, torch.Tensor) else np.asarray(a)[index]
+
+
+def _merged(arch: Architecture, members: list[Member], parts: list[tuple[list[int], TrainResult]], device: torch.device) -> TrainResult:
+    """One result from the results of groups of ``members`` (``(positions, result)`` each)."""
+    order = np.argsort(np.concatenate([index for index, _ in parts]))
+    results = [r for _, r in parts]
+    first = results[0]
+    keys = sorted({key for r in results for key in r.reports})
+    reasons = [reason for r in results for reason in r.stop_reason]
+
+    def report(r, key):
+        if key in r.reports:
+            return r.reports[key]
+        like = next(q.reports[key] for q in results if key in q.reports)
+        return np.full(len(r.members), -1 if like.dtype.kind in "iu" else False, dtype=like.dtype)
+
+    directions = {"loss": "min", **{m.name: m.direction for m in first.metrics}}
+    available = {name: directions[name.removeprefix("val_")] for name in first.history}
+    pieces = stack_pieces([m.techniques for m in members], arch, device, available)
+    return TrainResult(
+        arch=arch,
+        members=members,
+        params=[torch.cat([r.params[j] for r in results])[torch.from_numpy(order)] for j in range(len(first.params))],
+        history={name: np.concatenate([r.history[name] for r in results])[order] for name in first.history},
+        epochs_run=np.concatenate([r.epochs_run for r in results])[order],
+        stop_reason=[reasons[i] for i in order],
+        reports={key: np.concatenate([report(r, key) for r in results])[order] for key in keys},
+        loss_fn=first.loss_fn,
+        metrics=first.metrics,
+        penalty_pieces=[p for p in pieces if p.implements("penalty")],
+        target_pieces=[p for p in pieces if p.implements("targets")],
+    )
 
 
 class Trainer:
@@ -89,6 +157,7 @@ class Trainer:
         clip_probabilities: bool = True,
         device: str | torch.device = "cpu",
         initial_params: list[torch.Tensor] | None = None,
+        engine: str = "auto",
     ) -> None:
         members = list(members)
         if not members or not all(isinstance(m, Member) for m in members):
@@ -100,8 +169,11 @@ class Trainer:
         checks.number("validation_split", validation_split, lo=0.0, hi=1.0, hi_open=True)
         self.device = device = torch.device(device)
         self.opt = make_optimizer(optimizer)
-        self.loss_fn = make_loss(loss or LOSS_NAMES[arch.task][0], arch.task, clip_probabilities)
-        self.metric_list = [make_metric(name, arch.task) for name in (metrics if metrics is not None else METRICS_FOR_TASK[arch.task])]
+        loss = loss or LOSS_NAMES[arch.task][0]
+        self.loss_fn = make_loss(loss, arch.task, clip_probabilities)
+        metric_names = list(metrics if metrics is not None else METRICS_FOR_TASK[arch.task])
+        self.metric_list = [make_metric(name, arch.task) for name in metric_names]
+        self.engine = _one_engine(engine, members, arch, device)
 
         self.X, self.Y, self.Xv, self.Yv = _arrays(arch, K, x, y, validation_data, validation_split, device)
         self.N = self.X.shape[-2]
@@ -126,11 +198,19 @@ class Trainer:
             params = init_params(arch, self._seeds, device)
         else:
             params = [p.detach().to(device=device, dtype=torch.float32).clone() for p in initial_params]
-        # The parameters live in one buffer and the list is views of it: the optimizer updates the
-        # population in one pass per operation, not one per layer (same arithmetic per element,
-        # so the same bits).
-        self._set_params(Stacked.of(params))
-        self._opt_state = self.opt.init(self._stacked)
+        if self.engine == "compiled":
+            from .compiled import CompiledPopulation  # numba, only where it trains
+
+            self._compiled: CompiledPopulation = CompiledPopulation(
+                arch, members, self.X, self.Y, self.Xv, self.Yv, params, self.opt, loss, clip_probabilities, metric_names, self.batch_size
+            )
+            self._params = self._compiled.params
+        else:
+            # The parameters live in one buffer and the list is views of it: the optimizer updates
+            # the population in one pass per operation, not one per layer (same arithmetic per
+            # element, so the same bits).
+            self._set_params(Stacked.of(params))
+            self._opt_state = self.opt.init(self._stacked)
 
         # Where results land, indexed by the member's position in `members`.
         self._alive = torch.arange(K, device=device)
@@ -211,10 +291,29 @@ class Trainer:
 
     def step(self) -> int:
         """Train one epoch (every member still training); returns how many still train after it."""
+        return self.advance(1)
+
+    def advance(self, max_epochs: int | None = None) -> int:
+        """Train as many epochs as the engine takes in one call, at most ``max_epochs``: one on
+        the eager engine or while a stopping rule decides between epochs; on the compiled one,
+        about a fifth of a second's worth. Returns how many members still train after them.
+        How training is cut into calls changes no bit."""
         if self.done:
             raise RuntimeError(f"Trainer.step: training is finished ({self.epoch} epochs)")
+        remaining = self.epochs - self.epoch if max_epochs is None else min(max_epochs, self.epochs - self.epoch)
+        if self.engine == "eager":
+            logs, trained = self._eager_epoch().unsqueeze(1), None
+        else:
+            n = 1 if self._hooks.on_epoch_end else self._compiled.epochs_per_call(remaining)
+            hist, trained = self._compiled.run(self.epoch, n)
+            logs = torch.from_numpy(hist).to(self.device)
+        with torch.no_grad():
+            return self._end_epochs(logs, trained)
+
+    def _eager_epoch(self) -> torch.Tensor:
+        """One epoch of the eager engine: ``(k, columns)``, the logs of the members in training."""
         epoch, N, batch_size, device = self.epoch, self.N, self.batch_size, self.device
-        penalty_pieces, hidden_pieces, target_pieces, before_pieces, update_pieces, stop_pieces = self._hooks
+        penalty_pieces, hidden_pieces, target_pieces, before_pieces, update_pieces, _ = self._hooks
         params, opt, opt_state, alive, seeds, lr = self._params, self.opt, self._opt_state, self._alive, self._seeds, self._lr
         loss_fn, metric_list = self.loss_fn, self.metric_list
         k = len(alive)
@@ -255,32 +354,52 @@ class Trainer:
             if self.Xv is not None:
                 val = _evaluate(self.arch, params, self.Xv, self.Yv, alive, loss_fn, metric_list, penalty_pieces, target_pieces)
                 logs_row = torch.cat([logs_row, val], dim=1)
-            self._history[alive, epoch] = logs_row
-            logs = {name: logs_row[:, i] for i, name in enumerate(self.names)}
+        return logs_row
 
+    def _end_epochs(self, logs: torch.Tensor, trained: np.ndarray | None) -> int:
+        """After ``n`` epochs of the members in training (``logs`` ``(k, n, columns)``; ``trained``
+        the epochs each trained, fewer where its loss stopped being finite; None: all ``n``):
+        their history, then who stops, with what (one epoch: the stopping rules decide too)."""
+        epoch, alive, device = self.epoch, self._alive, self.device
+        k, n = logs.shape[0], logs.shape[1]
+        self._history[alive, epoch : epoch + n] = logs
+        if n == 1:
+            logs_row = logs[:, 0]
+            logs_by_name = {name: logs_row[:, i] for i, name in enumerate(self.names)}
             # Isolation: a member whose loss is no longer finite stops, whatever its settings.
-            losses = logs_row[:, [i for i, n in enumerate(self.names) if n.endswith("loss")]]
+            losses = logs_row[:, [i for i, name in enumerate(self.names) if name.endswith("loss")]]
             stop = ~torch.isfinite(losses).all(dim=1)
             reason = torch.where(stop, REASON_CODE["non_finite"], 0)
-            for piece in stop_pieces:
-                decision = piece.on_epoch_end(epoch, logs, params)
+            for piece in self._hooks.on_epoch_end:
+                decision = piece.on_epoch_end(epoch, logs_by_name, self._params)
                 reason = torch.where(~stop & decision.stop, decision.reason, reason)
                 stop = stop | decision.stop
+            ran = torch.full((k,), epoch + 1, dtype=torch.int64, device=device)
+        else:  # the kernel stopped the members whose loss was no longer finite
+            trained_t = torch.from_numpy(trained).to(device)
+            stop = trained_t < n
+            reason = torch.where(stop, REASON_CODE["non_finite"], 0)
+            ran = epoch + trained_t
 
-            n_stopped = int(stop.sum())  # the one host sync per epoch
-            self.epoch = epoch + 1
-            self.done = self.epoch == self.epochs or n_stopped == k
-            if self.done:
-                self._finish(torch.arange(k, device=device), reason)
-            elif n_stopped:
-                # Stopped members leave the population with everything that belongs to them.
-                self._finish(torch.nonzero(stop).flatten(), reason)
-                keep = torch.nonzero(~stop).flatten()
-                self._alive, self._seeds, self._lr = alive[keep], seeds[keep], lr[keep]
+        n_stopped = int(stop.sum())  # the one host sync per call
+        self.epoch = epoch + n
+        self.done = self.epoch == self.epochs or n_stopped == k
+        if self.done:
+            self._finish(torch.arange(k, device=device), reason, torch.where(stop, ran, self.epoch))
+        elif n_stopped:
+            # Stopped members leave the population with everything that belongs to them.
+            rows = torch.nonzero(stop).flatten()
+            self._finish(rows, reason, ran)
+            keep = torch.nonzero(~stop).flatten()
+            self._alive, self._seeds, self._lr = alive[keep], self._seeds[keep], self._lr[keep]
+            if self.engine == "compiled":
+                self._compiled.select(keep.cpu().numpy())
+                self._params = self._compiled.params
+            else:
                 self._set_params(self._stacked.select(keep))
-                self._opt_state = opt.select(opt_state, keep)
-                self._pieces = [p.select(keep) for p in self._pieces]
-                self._hooks = _by_hook(self._pieces)
+                self._opt_state = self.opt.select(self._opt_state, keep)
+            self._pieces = [p.select(keep) for p in self._pieces]
+            self._hooks = _by_hook(self._pieces)
         return 0 if self.done else len(self._alive)
 
     def _set_params(self, stacked: Stacked) -> None:
@@ -290,15 +409,16 @@ class Trainer:
         self._params = stacked.views
         self._grads = Stacked.zeros(stacked.views)
 
-    def _finish(self, rows: torch.Tensor, reason: torch.Tensor) -> None:
-        """Store the final state of the members at ``rows`` (positions in the current population)."""
+    def _finish(self, rows: torch.Tensor, reason: torch.Tensor, ran: torch.Tensor) -> None:
+        """Store the final state of the members at ``rows`` (positions in the current population),
+        which trained ``ran[k]`` epochs and stopped for ``reason[k]``."""
         finished = [p.detach() for p in self._params]
         for piece in self._hooks.on_epoch_end:
             finished = piece.finalize(finished)
         dest = self._alive[rows]
         for out, p in zip(self._final_params, finished):
             out[dest] = p[rows]
-        self._epochs_run[dest] = self.epoch
+        self._epochs_run[dest] = ran[rows]
         self._reasons[dest] = reason[rows]
         self._stopped[dest] = True
         merged: dict[str, torch.Tensor] = {}
@@ -331,6 +451,14 @@ def _arrays(arch: Architecture, K: int, x, y, validation_data, validation_split:
     else:
         return X.to(device).clone(), Y.to(device).clone(), None, None
     return X.to(device).clone(), Y.to(device).clone(), Xv.to(device).clone(), Yv.to(device).clone()
+
+
+def _one_engine(engine: str, members: Sequence[Member], arch: Architecture, device: torch.device) -> str:
+    """The engine every member takes (each decides by its own settings); one per population."""
+    engines = {member_engine(engine, m.techniques, arch, device.type) for m in members}
+    if len(engines) > 1:
+        raise ValueError(f"engine: some members train compiled and some eager (engine={engine!r}); train() trains each group apart, or pass engine='eager'")
+    return engines.pop()
 
 
 class _Hooks(NamedTuple):

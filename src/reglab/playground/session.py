@@ -342,7 +342,7 @@ def _population(plan, name: str):
 
     members = [m for m in plan.members if m.variant.name == name]
     first = members[0]
-    return Population(members, first.epochs, first.batch_size, first.optimizer)
+    return Population(members, first.epochs, first.batch_size, first.optimizer, first.engine)
 
 
 def quartiles(values: np.ndarray) -> list[np.ndarray]:

@@ -28,6 +28,10 @@ class KernelPenalty(Technique):
 
     report = frozenset({"weights"})
     summary = (weight_columns,)
+    compiled = "steps"
+
+    def compile(self, program, k, arch) -> None:
+        getattr(program, self.name)[k] = self.per_layer(self.name, arch)  # program.l1 or program.l2
 
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:

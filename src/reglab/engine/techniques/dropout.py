@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .. import checks, rng
 from ..lazy import torch
 from ..pieces import Piece, StepContext, active_rows, member_column, on_rows
@@ -29,6 +31,12 @@ class Dropout(Technique):
     reference = "Srivastava et al. 2014; keras.layers.Dropout"
     mc_sample = True
     rng_stream = 1
+    compiled = "steps"
+
+    def compile(self, program, k, arch) -> None:
+        rates = self.per_layer("rate", arch)
+        program.drop_threshold[k] = [round(float(np.float32(r)) * 65536) for r in rates]  # as rng.keep_mask rounds it
+        program.drop_keep[k] = [1 - np.float32(r) for r in rates]  # float32, as the eager piece's 1.0 - rates
 
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:

@@ -48,6 +48,7 @@ class EarlyStopping(Technique):
     stopping_threshold: float | None = setting(None, checks.ANY_NUMBER.or_none("none"), "stop as soon as the value is better than this (Lightning)", sklearn=None)
     divergence_threshold: float | None = setting(None, checks.ANY_NUMBER.or_none("none"), "stop as soon as the value is worse than this (Lightning)", sklearn=None)
     name = "early_stopping"
+    compiled = "epochs"  # acts between epochs: its piece runs on either engine
     table = True
     sklearn_switch = "early_stopping"
     keras = KerasCounterpart(

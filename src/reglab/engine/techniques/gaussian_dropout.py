@@ -25,6 +25,10 @@ class GaussianDropout(Technique):
     reference = "Srivastava et al. 2014, section 10; keras.layers.GaussianDropout"
     mc_sample = True
     rng_stream = 3
+    compiled = "steps"
+
+    def compile(self, program, k, arch) -> None:
+        program.gd_std[k] = [math.sqrt(r / (1.0 - r)) for r in self.per_layer("rate", arch)]  # Keras: math.sqrt in float64
 
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:

@@ -36,6 +36,10 @@ class GaussianNoise(Technique):
     keras = KerasCounterpart("layer", ("GaussianNoise",), {"stddev": "stddev"}, input_args={"stddev": "input_stddev"})
     reference = "Bishop 1995 (training with noise); keras.layers.GaussianNoise"
     rng_stream = 2
+    compiled = "steps"
+
+    def compile(self, program, k, arch) -> None:
+        program.gn_std[k] = (float(self.input_stddev), *self.per_layer("stddev", arch))
 
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:

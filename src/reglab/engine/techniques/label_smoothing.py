@@ -29,6 +29,12 @@ class LabelSmoothing(Technique):
     tasks = ("binary", "multiclass")
     keras = KerasCounterpart("loss", ("BinaryCrossentropy", "CategoricalCrossentropy"), {"label_smoothing": "label_smoothing"})
     reference = "Szegedy et al. 2016 (Inception v3); keras.losses.BinaryCrossentropy(label_smoothing)"
+    compiled = "steps"
+
+    def compile(self, program, k, arch) -> None:
+        n = 2 if arch.task == "binary" else arch.n_outputs
+        program.smooth_keep[k] = 1.0 - self.label_smoothing
+        program.smooth_add[k] = self.label_smoothing / n
 
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:

@@ -31,6 +31,10 @@ class MaxNorm(Technique):
     reference = "Srivastava et al. 2014, section 5.1; keras.constraints.MaxNorm"
     report = frozenset({"weights"})
     summary = (weight_columns,)
+    compiled = "steps"
+
+    def compile(self, program, k, arch) -> None:
+        program.max_norm[k] = self.per_layer("max_norm", arch)
 
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:

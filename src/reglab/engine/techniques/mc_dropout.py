@@ -71,6 +71,7 @@ class MCDropout(Technique):
     # predict() that sampled masks by row position would depend on the other rows.
     passes: int = setting(50, checks.integer_rule(lo=0, hi=MC_MAX_PASSES), "stochastic passes with dropout on at prediction time, averaged (0: off)", off=0, sklearn=None)
     name = "mc_dropout"
+    compiled = "epochs"  # acts between epochs: its piece runs on either engine
     reference = "Gal & Ghahramani 2016; Keras: model(x, training=True) in a loop"
     report = frozenset({"mc_bands"})
     summary = (mc_columns,)

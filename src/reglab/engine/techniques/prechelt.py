@@ -42,6 +42,7 @@ class Prechelt(Technique):
     monitor: str = setting("val_loss", checks.TEXT, "the validation loss watched")
     restore_best_weights: bool = setting(False, checks.BOOL, "end with the weights of the epoch with the lowest monitored loss")
     name = "prechelt"
+    compiled = "epochs"  # acts between epochs: its piece runs on either engine
     table = True
     reference = "Prechelt 1998, Early Stopping - But When?; no Keras counterpart"
     report = frozenset({"stopping"})

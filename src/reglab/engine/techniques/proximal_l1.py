@@ -27,6 +27,10 @@ class ProximalL1(Technique):
     reference = "proximal gradient (ISTA), Beck & Teboulle 2009; no Keras counterpart"
     report = frozenset({"weights"})
     summary = (weight_columns,)
+    compiled = "steps"
+
+    def compile(self, program, k, arch) -> None:
+        program.prox[k] = self.per_layer("proximal_l1", arch)
 
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:

@@ -32,6 +32,11 @@ class WeightDecay(Technique):
     reference = "Loshchilov & Hutter 2019 (AdamW); the weight_decay argument of Keras 3's optimizers"
     report = frozenset({"weights"})
     summary = (weight_columns,)
+    compiled = "steps"
+
+    def compile(self, program, k, arch) -> None:
+        program.decay[k] = self.weight_decay
+        program.decay_bias[k] = self.biases
 
     @classmethod
     def stack(cls, settings, arch, device, available_logs) -> Piece:
