@@ -1,5 +1,6 @@
 """`reglab run` end to end: planner chunk-invariance, the run folder, interruption and resume."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -587,3 +588,72 @@ def test_resume_plans_once_and_finishes_as_an_uninterrupted_run(tmp_path, monkey
     assert loads == [1]
     whole = run_experiment(Experiment.from_file(p), tmp_path / "whole", memory_budget_mb=0.05)
     pd.testing.assert_frame_equal(resumed, whole)
+
+
+ENGINE_EXPERIMENT = """
+name = "engines"
+seeds = 2
+[data]
+dataset = "seed-regularization"
+[model]
+hidden = [8]
+activation = "{activation}"
+[train]
+epochs = 3
+engine = "{engine}"
+[[variant]]
+name = "baseline"
+[[variant]]
+name = "l1"
+l1 = 0.001
+"""
+
+
+@pytest.mark.parametrize(
+    "activation, engine, message",
+    [
+        ("elu", "compiled", "train.engine: variant[0] ('baseline') cannot train compiled: activation 'elu' has no compiled form (compiled: relu, tanh, sigmoid, linear); must be \"auto\" or \"eager\" here, got \"compiled\""),
+        ("relu", "fast", "train.engine: must be 'auto', 'compiled' or 'eager', got 'fast'"),
+    ],
+)
+def test_an_engine_a_member_cannot_take_is_refused_by_validate_and_run(tmp_path, capsys, activation, engine, message):
+    exp = tmp_path / "e.toml"
+    exp.write_text(ENGINE_EXPERIMENT.format(activation=activation, engine=engine))
+    for args in (("validate", exp), ("run", exp, "--out", tmp_path / "out", "--quiet")):
+        assert run_cli(capsys, *args) == (2, f"reglab: {exp}: {message}\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_planner_groups_members_by_engine_and_the_engines_agree(tmp_path):
+    from reglab.engine import Technique, checks, register, registry, setting
+    from reglab.engine.pieces import Inert
+
+    @dataclasses.dataclass(frozen=True)
+    class Plain(Technique):
+        """Changes nothing, and has no compiled form: its members train eager."""
+
+        plain: float = setting(0.0, checks.NON_NEGATIVE, "nothing at all", off=0.0)
+        name = "plain"
+        reference = "a test"
+
+        @classmethod
+        def stack(cls, settings, arch, device, available_logs):
+            return Inert()
+
+    register(Plain)
+    try:
+        exp = tmp_path / "e.toml"
+        exp.write_text(ENGINE_EXPERIMENT.format(activation="relu", engine="auto") + '[[variant]]\nname = "plain"\nplain = 1.0\n')
+        plan = make_plan(Experiment.from_file(exp))
+        assert sorted((p.engine, sorted({m.variant.name for m in p.members})) for p in plan.populations) == [("compiled", ["baseline", "l1"]), ("eager", ["plain"])]
+        run_experiment(Experiment.from_file(exp), tmp_path / "auto")
+        exp.write_text(ENGINE_EXPERIMENT.format(activation="relu", engine="eager") + '[[variant]]\nname = "plain"\nplain = 1.0\n')
+        assert {p.engine for p in make_plan(Experiment.from_file(exp)).populations} == {"eager"}
+        run_experiment(Experiment.from_file(exp), tmp_path / "eager")
+    finally:
+        registry.unregister("plain")
+    auto, eager = (pd.read_csv(tmp_path / name / "summary.csv").set_index(["variant", "seed"]).sort_index() for name in ("auto", "eager"))
+    # plain trained eager both times: the same bits; the others agree to float32 rounding
+    np.testing.assert_array_equal(auto.loc["plain", "val_loss"], eager.loc["plain", "val_loss"])
+    assert not np.array_equal(auto.loc["l1", "val_loss"], eager.loc["l1", "val_loss"])
+    np.testing.assert_allclose(auto["val_loss"], eager["val_loss"], rtol=1e-4)

@@ -75,7 +75,7 @@ def test_resolved_toml_round_trips(tmp_path):
         ('[[variant]]\nname = "a"\n[[variant]]\nname = "a"\n', "e.toml: variant: names must be unique, 'a' appears 2 times"),
         ("[model]\nactivation = \"swish\"\n", "e.toml: model.activation: must be one of 'relu', 'tanh', 'sigmoid', 'elu', 'gelu', 'linear', got 'swish'"),
         ("[model]\nhidden = [128, \"x\"]\n", "e.toml: model.hidden[1]: must be an integer, got 'x'"),
-        ("colour = 1\n", "e.toml: train.colour: unknown key; allowed: optimizer, learning_rate, epochs, batch_size, momentum, nesterov"),
+        ("colour = 1\n", "e.toml: train.colour: unknown key; allowed: optimizer, learning_rate, epochs, batch_size, momentum, nesterov, engine"),
     ],
 )
 def test_spec_errors_name_file_field_value_and_what_is_allowed(tmp_path, extra, expected):

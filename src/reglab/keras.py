@@ -177,12 +177,16 @@ class Population:
                 checks.fail(f"seeds[{k}]", s, "an integer")
         return [Member(seed=s, learning_rate=self.learning_rate, techniques=self.techniques, label=f"seed {s}") for s in seeds]
 
-    def fit(self, x, y, *, seeds: Iterable[int], epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0, validation_data=None, verbose: int = 0) -> FitResult:
+    def fit(
+        self, x, y, *, seeds: Iterable[int], epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0, validation_data=None, verbose: int = 0, engine: str = "auto"
+    ) -> FitResult:
         """Train one member per seed, all at once, as ``model.fit`` would train each.
 
         ``x``, ``y``, ``epochs``, ``batch_size``, ``validation_split`` (the last fraction of the
         rows, as Keras) and ``validation_data`` as in Keras; multiclass targets may be one-hot or
-        integer labels. ``verbose=1`` prints a line per epoch.
+        integer labels. ``verbose=1`` prints a line per epoch. ``engine``: ``"auto"`` (the compiled
+        engine where the model's techniques allow), ``"compiled"`` or ``"eager"`` (Keras's own
+        arithmetic, operation for operation: the closest to the model's own ``fit``).
 
         Member k starts from reglab's Glorot-uniform draw for ``seeds[k]`` (not from the model's
         weights, nor from Keras's random generator) and sees its rows and dropout masks in an order
@@ -209,6 +213,7 @@ class Population:
             loss=self.loss,
             metrics=list(self.metrics),
             on_epoch_end=progress,
+            engine=engine,
         )
         return FitResult(self, result)
 

@@ -53,6 +53,7 @@ BASE_PARAMS = {
     "learning_rate": 0.001,
     "optimizer": "adam",
     "random_state": None,
+    "engine": "auto",  # compiled where the techniques allow, else eager (reglab.engine.paths)
 }
 
 
@@ -186,6 +187,7 @@ class _MLP(BaseEstimator):
                 epochs=self.epochs,
                 batch_size=self.batch_size,
                 optimizer=self.optimizer,
+                engine=self.engine,
                 validation_split=self._validation(len(X)),
             )
         self._store(arch, result, 0)
@@ -340,7 +342,7 @@ class PopulationSearchCV(BaseEstimator):
             xs = np.stack([X[folds[f][0]] for _, f in members]).astype(np.float32)
             ys = np.stack([encoded[folds[f][0]] for _, f in members]).astype(np.float32)
             population = [estimators[i]._member(estimators[i]._seed()) for i, _ in members]
-            settings = dict(epochs=first.epochs, batch_size=first.batch_size, optimizer=first.optimizer, validation_split=validation)
+            settings = dict(epochs=first.epochs, batch_size=first.batch_size, optimizer=first.optimizer, validation_split=validation, engine=first.engine)
             calls.append((arch, population, xs, ys, settings))
         for members, (arch, *_), (result, seconds) in zip(groups.values(), calls, _train_all(calls, self.backend)):
             per_member = seconds / len(members)

@@ -34,7 +34,7 @@ RESERVED_KEYS = ("name", "learning_rate", "epochs", "batch_size", "optimizer", "
 #: Keys that name a member's other coordinates (summary and sweep columns); no technique may take them.
 COORDINATE_KEYS = ("seed", "seeds", "variant", "fold", "key", "epoch")
 #: The scikit-learn estimators' own parameters; no technique may take them.
-RESERVED_SKLEARN = ("hidden", "activation", "validation_fraction", "epochs", "batch_size", "learning_rate", "optimizer", "random_state")
+RESERVED_SKLEARN = ("hidden", "activation", "validation_fraction", "epochs", "batch_size", "learning_rate", "optimizer", "random_state", "engine")
 #: Methods and attributes of a scikit-learn estimator (reglab's included): a parameter of that name
 #: would replace them. tests/techniques/test_registration.py checks the list against the classes.
 ESTIMATOR_API = (
