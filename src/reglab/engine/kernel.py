@@ -417,6 +417,29 @@ def _penalty(params, widths, koff, l1, l2):
 
 
 @njit
+def _penalties_and_gradients(params, grad, widths, koff, l1, l2):
+    """The kernel penalties' value (as :func:`_penalty`) and their gradients added into grad
+    (``l1 * sign(w)``, ``w * (2 * l2)``), one pass over each penalized kernel."""
+    one, zero = np.float32(1.0), np.float32(0.0)
+    total = 0.0
+    for layer in range(len(widths) - 1):
+        if l1[layer] > 0 or l2[layer] > 0:
+            kw, n = koff[layer], widths[layer] * widths[layer + 1]
+            W, gW = params[kw : kw + n], grad[kw : kw + n]
+            c1, c2 = l1[layer], np.float32(2.0) * l2[layer]
+            if l1[layer] > 0:
+                total += l1[layer] * _sum_abs_or_square(W, False)
+                for i in range(n):
+                    w = W[i]
+                    gW[i] += (one if w > 0 else (-one if w < 0 else zero)) * c1
+            if l2[layer] > 0:
+                total += l2[layer] * _sum_abs_or_square(W, True)
+                for i in range(n):
+                    gW[i] += W[i] * c2
+    return total
+
+
+@njit
 def _mask_and_noise(out, f, noise, seed, epoch, step, layer, drop_threshold, drop_keep, gd_std, gn_std):
     """Hidden layer ``layer``'s training-time noise on ``out`` (B, units), in the order of the
     techniques' names: a Bernoulli mask, multiplicative noise, additive noise; ``f`` gets the
@@ -550,8 +573,6 @@ def _member_epochs(
                 data_loss += _row_loss(loss_kind, logits[b], yb, O, scale, g[b], True)
                 for c in range(n_metrics):
                     sums[1 + c] += _row_metric(metrics[c], logits[b], yr, O)
-            pen = _penalty(params, widths, koff, l1, l2)
-            sums[0] += (data_loss / B + pen) * B
             # -- backward ------------------------------------------------------------------------
             cur, nxt = g_a, g_b
             for layer in range(L - 1, -1, -1):
@@ -570,19 +591,9 @@ def _member_epochs(
                         pr[i] = pr[i] * fr[i]
                 _activation_backward(act, g_prev, _mat(pre, aoff[layer], B, n_in))
                 cur, nxt = nxt, cur
-            # -- penalties' gradients, then the update and its transforms --------------------------
-            for layer in range(L):
-                kw, n = koff[layer], widths[layer] * widths[layer + 1]
-                W, gW = params[kw : kw + n], grad[kw : kw + n]
-                if l1[layer] > 0:
-                    c1 = l1[layer]
-                    for i in range(n):
-                        w = W[i]
-                        gW[i] += (one if w > 0 else (-one if w < 0 else np.float32(0.0))) * c1
-                if l2[layer] > 0:
-                    c2 = np.float32(2.0) * l2[layer]
-                    for i in range(n):
-                        gW[i] += W[i] * c2
+            # -- the penalties and their gradients, then the update and its transforms -----------
+            pen = _penalties_and_gradients(params, grad, widths, koff, l1, l2)
+            sums[0] += (data_loss / B + pen) * B
             if decay > 0:  # before the update, as Keras's optimizers apply weight_decay
                 shrink = one - decay * lr
                 for layer in range(L):
