@@ -13,10 +13,13 @@ For each table (scikit-learn's breast cancer, wine and diabetes), the rows are s
   scores, each the mean over its seeds x folds (each member trained on two folds of the 75 %).
 
 Scores: accuracy for classes (higher is better), mean squared error for diabetes (lower is
-better). The table ends with how many of the answers were "no gain over the baseline".
+better). Each search's member-epochs (every member of every run it made, the final comparison's
+included) show how much training the budget bought. The table ends with how many of the answers
+were "no gain over the baseline".
 
     python benchmarks/tune.py                        # 4-minute budgets: about 16 minutes
     python benchmarks/tune.py --budget-minutes 1 --datasets wine
+    python benchmarks/tune.py --datasets breast-cancer --engines eager auto   # member-epochs, eager vs compiled
 """
 
 from __future__ import annotations
@@ -58,16 +61,22 @@ def sklearn_scores(X_train, y_train, X_test, y_test, classes: bool) -> tuple[flo
     return float(default), float(score(y_test, grid.predict(X_test)))
 
 
-def reglab_scores(frame_train, frame_test, budget: float, folder: Path, classes: bool) -> tuple[float, float, str, float]:
+def member_epochs(folder: Path) -> int:
+    """Epochs trained by every member of every run the search made (its rungs and its final comparison)."""
+    return int(sum(pd.read_csv(summary)["epochs_run"].sum() for summary in folder.rglob("summary.csv")))
+
+
+def reglab_scores(frame_train, frame_test, budget: float, folder: Path, classes: bool, engine: str) -> tuple[float, float, str, float, int]:
     frame_train.to_csv(folder / "train.csv", index=False)
     frame_test.to_csv(folder / "test.csv", index=False)
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "reglab", "tune", str(folder / "train.csv"), "--target", "y", "--out", str(folder / "tuned"),
-         "--budget-minutes", str(budget), "--quiet", "--task", "classification" if classes else "regression"],
+         "--budget-minutes", str(budget), "--quiet", "--task", "classification" if classes else "regression", "--engine", engine],
         capture_output=True, text=True, check=True,
     )
     seconds = time.perf_counter() - start
+    trained = member_epochs(folder / "tuned")
     answer = done.stdout.strip().splitlines()[-1]
     best = (folder / "tuned" / "best.toml").read_text().replace("[data]\n", '[data]\ntest_path = "../test.csv"\n', 1)
     (folder / "tuned" / "best.toml").write_text(best)
@@ -75,13 +84,14 @@ def reglab_scores(frame_train, frame_test, budget: float, folder: Path, classes:
     summary = pd.read_csv(folder / "run" / "summary.csv")
     column = "test_accuracy" if classes else "test_mse"
     means = summary.groupby("variant", sort=False)[column].mean()
-    return float(means.iloc[1]), float(means.iloc[0]), answer, seconds
+    return float(means.iloc[1]), float(means.iloc[0]), answer, seconds, trained
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-minutes", type=float, default=4.0)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--engines", nargs="+", default=["auto"], choices=["auto", "compiled", "eager"], help="tune's --engine; several: one search each, side by side")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; python {platform.python_version()}; budget {args.budget_minutes:g} min")
     rows, no_gain = [], 0
@@ -94,18 +104,21 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             train = pd.DataFrame(X_train, columns=columns).assign(y=y_train)
             test = pd.DataFrame(X_test, columns=columns).assign(y=y_test)
-            tuned, baseline, answer, seconds = reglab_scores(train, test, args.budget_minutes, Path(tmp), classes)
-        no_gain += answer.startswith("no technique")
-        metric = "accuracy" if classes else "MSE"
-        rows.append((name, metric, default, grid, tuned, baseline, seconds, answer))
+            for engine in args.engines:
+                folder = Path(tmp) / engine
+                folder.mkdir()
+                tuned, baseline, answer, seconds, trained = reglab_scores(train, test, args.budget_minutes, folder, classes, engine)
+                no_gain += answer.startswith("no technique")
+                metric = "accuracy" if classes else "MSE"
+                rows.append((name, engine, metric, default, grid, tuned, baseline, seconds, trained, answer))
     print()
-    print("| data | held-out | sklearn default | sklearn grid (cv=5) | reglab tune: winner | its baseline | tune's wall time |")
-    print("|---|---|---|---|---|---|---|")
-    for name, metric, default, grid, tuned, baseline, seconds, _ in rows:
-        print(f"| {name} | {metric} | {default:.4g} | {grid:.4g} | {tuned:.4g} | {baseline:.4g} | {seconds:.0f} s |")
+    print("| data | engine | held-out | sklearn default | sklearn grid (cv=5) | reglab tune: winner | its baseline | tune's wall time | member-epochs trained |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, engine, metric, default, grid, tuned, baseline, seconds, trained, _ in rows:
+        print(f"| {name} | {engine} | {metric} | {default:.4g} | {grid:.4g} | {tuned:.4g} | {baseline:.4g} | {seconds:.0f} s | {trained:,} |")
     print()
-    for name, *_, answer in rows:
-        print(f"{name}: {answer}")
+    for name, engine, *_, answer in rows:
+        print(f"{name} ({engine}): {answer}")
     print(f"answers 'no gain over the baseline': {no_gain} of {len(rows)}")
 
 

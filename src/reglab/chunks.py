@@ -24,6 +24,11 @@ from .plan import Plan, Population, engine_members
 # Per optimizer step, the fixed cost of a population, in units of one parameter of one member
 # (measured on a 2-core CPU: ~2 ms of dispatch per step against ~7 ns per member-parameter).
 STEP_OVERHEAD = 250_000
+# The compiled engine has no per-step dispatch: a member's step costs its parameters plus a little
+# (its loss, its row order), and about half what the eager engine's units cost (measured on the
+# L1 notebook's workload, 2 cores, 2026-12-08: 6,800 against 3,500 model-epochs/s at K = 100).
+COMPILED_MEMBER_STEP = 2_000
+COMPILED_SHARE = 0.5
 
 
 @dataclass
@@ -53,13 +58,16 @@ class Part:
 def population_cost(plan: Plan, population: Population) -> float:
     """Relative training time of a population (:func:`training_cost`)."""
     rows = len(population.members[0].rows["train"])
-    return training_cost(plan.arch, len(population.members), rows, population.epochs, population.batch_size)
+    return training_cost(plan.arch, len(population.members), rows, population.epochs, population.batch_size, population.engine)
 
 
-def training_cost(arch: Architecture, members: int, rows: int, epochs: int, batch_size: int) -> float:
+def training_cost(arch: Architecture, members: int, rows: int, epochs: int, batch_size: int, engine: str = "eager") -> float:
     """Relative training time of ``members`` networks on ``rows`` training rows trained together:
-    steps x (members x parameters + fixed per-step cost)."""
+    steps x (members x parameters + fixed per-step cost) on the eager engine; on the compiled one,
+    steps x members x (parameters + a member's own per-step cost), at its share of the units."""
     steps = epochs * math.ceil(rows / batch_size)
+    if engine == "compiled":
+        return steps * members * (arch.n_params + COMPILED_MEMBER_STEP) * COMPILED_SHARE
     return steps * (members * arch.n_params + STEP_OVERHEAD)
 
 

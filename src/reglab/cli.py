@@ -83,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--task", default="auto", help="auto (default), classification or regression")
     tune.add_argument("--seeds", type=int, default=10, help="fresh seeds for the final comparison (default 10)")
     tune.add_argument("--features", nargs="+", default=None, metavar="COLUMN", help="the feature columns (default: every column but the target)")
+    tune.add_argument("--engine", default="auto", help="auto (default: compiled where it can), compiled or eager: the [train] engine of every run")
     tune.add_argument("--resume", action="store_true", help="continue an interrupted search in --out")
     tune.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core, at most 4)")
     tune.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -219,7 +219,7 @@ def tune(args) -> int:
     data = Path(args.data)
     if not data.is_file():
         raise UserError(f"{data}: no such file")
-    tune_args = TuneArgs(str(data.resolve()), args.target, args.features, args.task, args.budget_minutes, args.seeds)
+    tune_args = TuneArgs(str(data.resolve()), args.target, args.features, args.task, args.budget_minutes, args.seeds, args.engine)
     bars = None if args.quiet else StageBars()
     say = (lambda s: None) if args.quiet else (lambda s: err_console().print(s))
     try:

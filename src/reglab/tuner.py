@@ -40,7 +40,7 @@ from .store import atomic_write
 ETA = 3  # each rung keeps a third of the candidates
 FOLDS = 3
 FIRST_SEEDS = 2  # seeds per candidate at rung 0 (more where the budget allows); doubled at every rung
-MOST_FIRST_SEEDS = 8
+MOST_FIRST_SEEDS = 32  # the compiled engine affords many more than the eager one did (8)
 CONFIRM_SEEDS = 10  # fresh seeds for the final comparison (--seeds)
 CONFIRM_FIRST_SEED = 1000  # the fresh seeds: never used by a rung
 EPOCHS = 100
@@ -175,6 +175,7 @@ class TuneArgs:
     task: str
     budget_minutes: float
     seeds: int  # for the final comparison
+    engine: str = "auto"  # [train] engine of every experiment the search runs
 
     def data_spec(self) -> dict:
         d: dict[str, Any] = {"path": self.data, "target": self.target, "task": self.task, "split": "kfold", "folds": FOLDS, "standardize": True}
@@ -188,6 +189,8 @@ def check_args(args: TuneArgs) -> None:
         raise UserError(f"--budget-minutes: must be a number > 0, got {args.budget_minutes:g}")
     if args.seeds < 2:
         raise UserError(f"--seeds: must be an integer >= 2 (a paired CI needs two), got {args.seeds}")
+    if args.engine not in ("auto", "compiled", "eager"):
+        raise UserError(f"--engine: must be auto, compiled or eager, got {args.engine!r}")
     if args.task not in ("auto", "classification", "regression"):
         raise UserError(f"--task: must be auto, classification or regression, got {args.task!r}")
 
@@ -200,7 +203,7 @@ def _experiment(args: TuneArgs, name: str, hidden: tuple[int, ...], seeds: list[
         "seeds": seeds,
         "data": args.data_spec(),
         "model": {"hidden": list(hidden)},
-        "train": {"learning_rate": LEARNING_RATE, "epochs": EPOCHS, "batch_size": BATCH_SIZE},
+        "train": {"learning_rate": LEARNING_RATE, "epochs": EPOCHS, "batch_size": BATCH_SIZE, "engine": args.engine},
         "variant": variants,
     }
     return Experiment.from_dict(raw, args.data)
@@ -253,8 +256,9 @@ def tune_folder(args: TuneArgs, out: str | Path, *, resume: bool = False, worker
     if stopped.exists():  # a resumed search stops where the budget stopped it, as it did
         search.stopped_after = json.loads(stopped.read_text())["after_rung"]
     candidates = first_rung(task)
-    schedule = _schedule(len(candidates), rows, probe.arch, slots, budget)
-    confirm_s = _cost_seconds([Candidate(ARCHITECTURES[-1])] * 2, args.seeds, 0, rows, probe.arch, slots)
+    engine = probe.populations[0].engine  # what the cost model prices: compiled or eager
+    schedule = _schedule(len(candidates), rows, probe.arch, slots, budget, engine)
+    confirm_s = _cost_seconds([Candidate(ARCHITECTURES[-1])] * 2, args.seeds, 0, rows, probe.arch, slots, engine)
     say(
         f"tune: {len(candidates)} candidates x {FOLDS} folds in {len(schedule)} rung(s) within {args.budget_minutes:g} min, "
         f"then the winner against its baseline on {args.seeds} fresh seeds (about {confirm_s:.0f} s more)"
@@ -314,7 +318,7 @@ def _open(out: Path, args: TuneArgs, resume: bool) -> None:
     atomic_write(state, lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(args), indent=1)))
 
 
-def _cost_seconds(candidates: list[Candidate], seeds: int, seeds_before: int, rows: int, arch, slots: int) -> float:
+def _cost_seconds(candidates: list[Candidate], seeds: int, seeds_before: int, rows: int, arch, slots: int, engine: str = "eager") -> float:
     """Predicted wall time to train ``candidates`` on seeds ``seeds_before..seeds-1`` x folds:
     the cost model that cuts chunks (``arch`` the data's network, each candidate's hidden
     layers in it), in seconds, shared by the slots."""
@@ -323,25 +327,25 @@ def _cost_seconds(candidates: list[Candidate], seeds: int, seeds_before: int, ro
     members = {c.hidden: 0 for c in candidates}
     for c in candidates:
         members[c.hidden] += (seeds - seeds_before) * FOLDS
-    units = sum(training_cost(dataclasses.replace(arch, hidden=h), k, rows, EPOCHS, BATCH_SIZE) for h, k in members.items() if k)
+    units = sum(training_cost(dataclasses.replace(arch, hidden=h), k, rows, EPOCHS, BATCH_SIZE, engine) for h, k in members.items() if k)
     return RUN_OVERHEAD_S + units * SECONDS_PER_UNIT / slots
 
 
-def _schedule(n: int, rows: int, arch, slots: int, budget: float) -> list[int]:
+def _schedule(n: int, rows: int, arch, slots: int, budget: float, engine: str = "eager") -> list[int]:
     """Every candidate's seeds after each rung, fixed before training (so the same command gives
     the same search): rung 0 with as many seeds as let the whole ladder, down to one candidate,
     fit in the budget less the final comparison's share; where not even the fewest do, the rungs
     that fit (rung 0 always runs)."""
-    schedule, _ = _ladder(n, FIRST_SEEDS, rows, arch, slots, budget)
+    schedule, _ = _ladder(n, FIRST_SEEDS, rows, arch, slots, budget, engine)
     for first in range(FIRST_SEEDS + 1, MOST_FIRST_SEEDS + 1):
-        ladder, complete = _ladder(n, first, rows, arch, slots, budget)
+        ladder, complete = _ladder(n, first, rows, arch, slots, budget, engine)
         if not complete:
             break
         schedule = ladder
     return schedule
 
 
-def _ladder(n: int, seeds: int, rows: int, arch, slots: int, budget: float) -> tuple[list[int], bool]:
+def _ladder(n: int, seeds: int, rows: int, arch, slots: int, budget: float, engine: str = "eager") -> tuple[list[int], bool]:
     """The rungs from ``seeds`` at rung 0 that fit, and whether they reach one candidate."""
     schedule, spent = [], 0.0
     while True:
@@ -349,7 +353,7 @@ def _ladder(n: int, seeds: int, rows: int, arch, slots: int, budget: float) -> t
         # spread over the architectures.
         count = n + (len(cocktails_of(COCKTAIL_PARTS)) if len(schedule) == 1 else 0) + len(ARCHITECTURES)
         guess = [Candidate(ARCHITECTURES[i % len(ARCHITECTURES)]) for i in range(count)]
-        spent += _cost_seconds(guess, seeds, seeds // 2 if schedule else 0, rows, arch, slots)
+        spent += _cost_seconds(guess, seeds, seeds // 2 if schedule else 0, rows, arch, slots, engine)
         if schedule and spent > (1 - CONFIRM_SHARE) * budget:
             return schedule, False
         schedule.append(seeds)
@@ -502,7 +506,7 @@ def best_experiment(search: Search, out: Path) -> dict:
         "seeds": confirm_seeds(args),
         "data": {**args.data_spec(), "path": os.path.relpath(args.data, out)},
         "model": {"hidden": list(w.hidden)},
-        "train": {"learning_rate": LEARNING_RATE, "epochs": EPOCHS, "batch_size": BATCH_SIZE},
+        "train": {"learning_rate": LEARNING_RATE, "epochs": EPOCHS, "batch_size": BATCH_SIZE, **({"engine": args.engine} if args.engine != "auto" else {})},
         "variant": [w.baseline().variant(), w.variant()],
     }
 
@@ -535,7 +539,9 @@ class TuneResult:
     folder: Path
 
 
-def tune(X, y, *, out: str | Path, budget_minutes: float = 4.0, task: str = "auto", seeds: int = CONFIRM_SEEDS, feature_names=None, workers: int | None = None) -> TuneResult:
+def tune(
+    X, y, *, out: str | Path, budget_minutes: float = 4.0, task: str = "auto", seeds: int = CONFIRM_SEEDS, feature_names=None, workers: int | None = None, engine: str = "auto"
+) -> TuneResult:
     """``reglab tune`` on arrays: ``X`` (rows x features) and ``y`` are written to ``out/data.csv``
     and searched; returns the leaderboard, the best experiment (as data) and the answer."""
     X = np.asarray(X, dtype=float)
@@ -547,7 +553,7 @@ def tune(X, y, *, out: str | Path, budget_minutes: float = 4.0, task: str = "aut
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: exists and is not an empty folder; choose another out")
-    args = TuneArgs(str((out / "data.csv").resolve()), target, None, task, float(budget_minutes), int(seeds))
+    args = TuneArgs(str((out / "data.csv").resolve()), target, None, task, float(budget_minutes), int(seeds), engine)
     check_args(args)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(X, columns=names).assign(**{target: y}).to_csv(out / "data.csv", index=False)
