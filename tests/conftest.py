@@ -52,3 +52,26 @@ def ray_cluster():
     yield cluster
     ray.shutdown()
     cluster.shutdown()
+
+
+def eager_only_technique(name: str):
+    """A technique that changes nothing and declares no compiled form (``compiled`` None), so
+    that members with it train on the eager engine: for the tests of who takes which engine."""
+    from dataclasses import dataclass
+
+    from reglab.engine import Technique, checks, setting
+    from reglab.engine.pieces import Inert
+
+    @dataclass(frozen=True)
+    class EagerOnly(Technique):
+        """Changes nothing; declares no compiled form."""
+
+        strength: float = setting(0.5, checks.NON_NEGATIVE, "nothing at all", key=name, off=0.0)
+        reference = "a test"
+
+        @classmethod
+        def stack(cls, settings, arch, device, available_logs):
+            return Inert()
+
+    EagerOnly.name = name
+    return EagerOnly

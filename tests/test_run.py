@@ -1,6 +1,5 @@
 """`reglab run` end to end: planner chunk-invariance, the run folder, interruption and resume."""
 
-import dataclasses
 import json
 import os
 import signal
@@ -625,22 +624,11 @@ def test_an_engine_a_member_cannot_take_is_refused_by_validate_and_run(tmp_path,
 
 
 def test_the_planner_groups_members_by_engine_and_the_engines_agree(tmp_path):
-    from reglab.engine import Technique, checks, register, registry, setting
-    from reglab.engine.pieces import Inert
+    from reglab.engine import register, registry
 
-    @dataclasses.dataclass(frozen=True)
-    class Plain(Technique):
-        """Changes nothing, and has no compiled form: its members train eager."""
+    from conftest import eager_only_technique
 
-        plain: float = setting(0.0, checks.NON_NEGATIVE, "nothing at all", off=0.0)
-        name = "plain"
-        reference = "a test"
-
-        @classmethod
-        def stack(cls, settings, arch, device, available_logs):
-            return Inert()
-
-    register(Plain)
+    register(eager_only_technique("plain"))
     try:
         exp = tmp_path / "e.toml"
         exp.write_text(ENGINE_EXPERIMENT.format(activation="relu", engine="auto") + '[[variant]]\nname = "plain"\nplain = 1.0\n')

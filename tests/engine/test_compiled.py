@@ -30,6 +30,8 @@ from reglab.engine import (
 from reglab.engine import kernel
 from reglab.engine.techniques.mc_dropout import MCDropout
 
+from conftest import eager_only_technique
+
 EVERY_TECHNIQUE = [
     (),
     (L1(1e-3),),
@@ -221,23 +223,7 @@ def test_without_numba_one_line_says_so_and_training_runs_eager(monkeypatch, cap
 
 def test_a_population_on_two_engines_trains_each_member_as_alone(moons):
     """train() groups members by engine; a Trainer takes one engine."""
-    from reglab.engine import Technique, register, setting
-    from reglab.engine import checks
-    from reglab.engine.pieces import Inert
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class Untouched(Technique):
-        """Acts nowhere, and declares no compiled form."""
-
-        factor: float = setting(0.5, checks.RATE, "nothing", off=0.0)
-        name = "untouched_for_engines"
-        reference = "a test"
-
-        @classmethod
-        def stack(cls, settings, arch, device, available_logs):
-            return Inert()
-
+    Untouched = eager_only_technique("untouched")
     X, y = moons
     arch = Architecture(2, (8,), "relu", "binary")
     members = [Member(seed=0, techniques=(Untouched(),)), Member(seed=1, techniques=(L1(1e-3),)), Member(seed=2, techniques=(Untouched(), EarlyStopping(patience=1)))]

@@ -28,8 +28,12 @@ from numba import njit as _njit, prange
 
 
 def njit(*args, **kwargs):
-    """numba's njit, cached on disk, with numpy's error model: Python's checks every division for
-    a zero divisor, which keeps LLVM from vectorizing the loops."""
+    """numba's njit, cached on disk, with numpy's error model (Python's checks every division for
+    a zero divisor, which keeps LLVM from vectorizing the loops) and one fast-math flag only:
+    ``contract``, which fuses a product and the sum it feeds into one FMA (15 % of a step at K = 1).
+    A fused operation is fixed by the code, not by the data's position, so it changes no member's
+    purity; it rounds once where two operations round twice, so the bits differ from a CPU
+    without FMA (as BLAS's do). No reassociation: every sum runs in the order written."""
     return _njit(*args, cache=True, error_model="numpy", fastmath={"contract"}, **kwargs)
 
 
@@ -665,7 +669,7 @@ def _member_epochs(
     return n_epochs
 
 
-@njit(parallel=True)
+@njit(parallel=True, nogil=True)
 def train_epochs(
     X, xmap, Y, Xv, Yv, vmap, params, m1, m2, widths, koff, boff, seeds, lr, act, loss_kind, metrics, batch_size,
     epoch0, n_epochs, steps_done, opt_kind, beta_1, beta_2, epsilon, momentum, nesterov,
