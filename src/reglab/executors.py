@@ -8,7 +8,8 @@ has finished. The caller sees every task's reports through one protocol,
 ``report(task_number, epochs_done, n_training)``, whichever executor ran it.
 
 - :class:`Serial` runs the tasks here, one after another, as the caller takes their results.
-- :class:`Processes` runs them on worker processes with one share of the cores each.
+- :class:`Processes` runs them on worker processes with one share of the cores each; the
+  workers end with the process that started them, however it ends (even by SIGKILL).
 - :class:`reglab.distributed.Cluster` runs them as tasks on a Ray cluster.
 
 Members are pure, so which executor trained a member, and next to whom, changes none of its bits.
@@ -20,9 +21,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queue_module
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing.managers import SyncManager
 from typing import Any, Protocol
 
 # report(task number, epochs done, networks still training); 0 training: the task finished
@@ -77,12 +80,28 @@ class Throttled:
 _SHARED: Sequence = ()  # in a worker process: what its tasks read
 
 
-def _init_worker(threads: int, shared: Sequence) -> None:
+def _init_worker(threads: int, shared: Sequence, parent: int) -> None:
     global _SHARED
     import torch
 
+    exit_with_parent(parent)
     torch.set_num_threads(threads)
     _SHARED = shared
+
+
+def exit_with_parent(parent: int, every: float = 0.2) -> None:
+    """End this process, at once, when process ``parent`` is gone (killed with SIGKILL, say, which
+    leaves it no chance to stop its workers): a daemon thread watches for this process being
+    handed to another parent. A worker then never finishes a chunk nobody will read."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _in_worker(fn: Task, i: int, item, events, n: int):
@@ -99,16 +118,26 @@ class Processes:
     def map(self, fn: Task, shared: Sequence, items: Sequence[tuple[int, Any]], report: Report | None = None) -> Iterator[tuple[int, Any]]:
         threads = max(1, (os.cpu_count() or 1) // self.slots)
         context = multiprocessing.get_context("spawn")
-        with context.Manager() as manager, ProcessPoolExecutor(self.slots, context, _init_worker, (threads, shared)) as pool:
+        me = os.getpid()
+        manager = SyncManager(ctx=context)
+        manager.start(exit_with_parent, (me,))  # the progress queue's process: it ends with this one too
+        with manager, ProcessPoolExecutor(self.slots, context, _init_worker, (threads, shared, me)) as pool:
             events = manager.Queue() if report else None
             pending = {pool.submit(_in_worker, fn, i, item, events, n): n for n, (i, item) in enumerate(items)}
-            yield from as_they_finish(
-                pending,
-                ready=lambda futures: wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)[0],
-                get=lambda future: future.result(),
-                cancel=lambda future: future.cancel(),
-                drain=lambda: _drain(events, report),
-            )
+            try:
+                yield from as_they_finish(
+                    pending,
+                    ready=lambda futures: wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)[0],
+                    get=lambda future: future.result(),
+                    cancel=lambda future: future.cancel(),
+                    drain=lambda: _drain(events, report),
+                )
+            except BaseException:
+                # Ctrl-C, SIGTERM turned into an exception, a failed task: the chunks still
+                # training are stopped now rather than finished (nothing would read them).
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.terminate()
+                raise
 
 
 def as_they_finish(pending: dict, *, ready, get, cancel, drain) -> Iterator[tuple[int, Any]]:
