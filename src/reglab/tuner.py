@@ -308,8 +308,10 @@ def _open(out: Path, args: TuneArgs, resume: bool) -> None:
             saved = json.loads(state.read_text())
         except (OSError, ValueError) as err:
             raise UserError(f"{state}: cannot be read ({err}); start a new search in another --out") from None
-        if saved != dataclasses.asdict(args):
-            changed = ", ".join(k for k in saved if saved[k] != dataclasses.asdict(args).get(k))
+        saved.setdefault("engine", "eager")  # a search from before the compiled engine ran eager
+        asked = dataclasses.asdict(args)
+        if saved != asked:
+            changed = ", ".join(k for k in asked if saved.get(k) != asked[k])
             raise UserError(f"{out}: its search was asked for with other arguments ({changed}); give the same ones, or choose another --out")
         return
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

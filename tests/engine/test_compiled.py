@@ -3,6 +3,8 @@ training is cut into calls, it agrees with the eager engine, and each member tak
 own settings allow (the purity and reference suites run on both engines: test_purity.py,
 test_every_width.py, test_generated.py, test_keras_reference.py)."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
@@ -21,6 +23,7 @@ from reglab.engine import (
     Member,
     Prechelt,
     ProximalL1,
+    Technique,
     Trainer,
     WeightDecay,
     paths,
@@ -240,3 +243,51 @@ def test_a_population_on_two_engines_trains_each_member_as_alone(moons):
     scores = mixed.evaluate(X, y)
     for k, m in enumerate(members):
         np.testing.assert_array_equal(scores["loss"][k], train(arch, [m], X, y, **kw).evaluate(X, y)["loss"][0])
+
+
+@pytest.mark.parametrize("shared", ["x", "y"])
+def test_shared_features_with_per_member_targets_and_the_reverse(moons, shared):
+    """x and y are each shared or per member on their own (integer labels (K, N), say)."""
+    X, y = moons
+    K = 3
+    xs = X[:60] if shared == "x" else np.stack([X[:60]] * K)
+    ys = y[:60] if shared == "y" else np.stack([np.roll(y[:60], k) for k in range(K)])
+    arch = Architecture(2, (8,), "relu", "binary")
+    members = [Member(seed=s, learning_rate=0.01) for s in range(K)]
+    kw = dict(epochs=3, validation_data=(xs, ys))
+    ours, eager = (train(arch, members, xs, ys, engine=e, **kw) for e in ("compiled", "eager"))
+    for name in ours.history:
+        np.testing.assert_allclose(ours.history[name], eager.history[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    if shared == "x":  # the members saw their own targets
+        assert not np.allclose(ours.history["loss"][0], ours.history["loss"][1])
+
+
+def test_a_subclass_that_stacks_its_own_piece_inherits_no_compiled_form():
+    class MyDropout(Dropout):
+        @classmethod
+        def stack(cls, settings, arch, device, available_logs):
+            return Dropout.stack(settings, arch, device, available_logs)
+
+    assert paths.has_compiled_form(Dropout) and not paths.has_compiled_form(MyDropout)
+    assert paths.member_engine("auto", (MyDropout(0.5),), _arch("binary")) == "eager"
+
+
+def test_a_technique_between_epochs_may_not_act_inside_a_step(moons):
+    from reglab.engine import checks, setting
+
+    @dataclass(frozen=True)
+    class Sneaky(Technique):
+        """Says it acts between epochs; acts on the targets."""
+
+        share: float = setting(0.1, checks.RATE, "a share", off=0.0)
+        name = "sneaky"
+        reference = "a test"
+        compiled = "epochs"
+
+        @classmethod
+        def stack(cls, settings, arch, device, available_logs):
+            return LabelSmoothing.stack([LabelSmoothing(0.1) if s else None for s in settings], arch, device, available_logs)
+
+    X, y = moons
+    with pytest.raises(ValueError, match=r"^technique 'sneaky': declares compiled = 'epochs' \(it acts between epochs\), but its piece implements targets"):
+        train(Architecture(2, (4,)), [Member(seed=0, techniques=(Sneaky(),))], X, y, epochs=1, engine="compiled")

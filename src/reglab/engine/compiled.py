@@ -49,7 +49,9 @@ class Program:
       before the update;
     - ``max_norm`` ``(K, n_hidden)``: each unit's incoming weights scaled to a norm of at most it,
       after the update; ``prox`` ``(K, n_layers)``: ``sign(w) max(|w| - lr * prox, 0)`` after that;
-    - ``smooth_keep``, ``smooth_add`` ``(K,)``: the loss sees ``y * keep + add``.
+    - ``smooth_keep``, ``smooth_add`` ``(K,)``: the loss sees ``y * keep + add``;
+    - ``streams`` ``(3,)``: the random streams the mask, the multiplicative and the additive noise
+      are keyed by (the techniques' own ``rng_stream``), the same for every member.
     """
 
     FIELDS = ("drop_threshold", "drop_keep", "gd_std", "gn_std", "l1", "l2", "decay", "decay_bias", "max_norm", "prox", "smooth_keep", "smooth_add")
@@ -69,6 +71,7 @@ class Program:
         self.prox = np.zeros((K, L), f32)
         self.smooth_keep = np.ones(K, f32)
         self.smooth_add = np.zeros(K, f32)
+        self.streams = np.zeros(3, np.int64)
 
     @classmethod
     def of(cls, technique_lists, arch: Architecture) -> Program:
@@ -83,6 +86,7 @@ class Program:
         out = Program.__new__(Program)
         for name in self.FIELDS:
             setattr(out, name, np.ascontiguousarray(getattr(self, name)[index]))
+        out.streams = self.streams
         return out
 
     def arrays(self) -> list[np.ndarray]:
@@ -121,14 +125,15 @@ class CompiledPopulation:
         self.seeds = np.array([m.seed for m in members], np.int64)
         self.lr = np.array([m.learning_rate for m in members], np.float32)
         self.program = Program.of([m.techniques for m in members], arch)
+        # Each of the four shared by every member or one set per member, each on its own.
         self.X, self.xmap = _sets(X, K)
-        self.Y, _ = _sets(Y, K)
+        self.Y, self.ymap = _sets(Y, K)
         if Xv is None:
-            self.Xv, self.vmap = np.zeros((1, 0, widths[0]), np.float32), np.zeros(K, np.int64)
-            self.Yv = np.zeros((1, 0, widths[-1]), np.float32)
+            self.Xv, self.xvmap = np.zeros((1, 0, widths[0]), np.float32), np.zeros(K, np.int64)
+            self.Yv, self.yvmap = np.zeros((1, 0, widths[-1]), np.float32), np.zeros(K, np.int64)
         else:
-            self.Xv, self.vmap = _sets(Xv, K)
-            self.Yv, _ = _sets(Yv, K)
+            self.Xv, self.xvmap = _sets(Xv, K)
+            self.Yv, self.yvmap = _sets(Yv, K)
         self.n_columns = (1 + len(metric_names)) * (2 if Xv is not None else 1)
         self.loss_kind = _loss_code(loss_name, clip_probabilities)
         self.metrics = np.array([_METRICS.get((arch.task, name), kernel.METRIC_MSE if name == "mse" else kernel.METRIC_MAE) for name in metric_names], np.int64)
@@ -167,11 +172,13 @@ class CompiledPopulation:
             # over them; which thread trains a member changes none of its bits.
             numba.set_num_threads(max(1, min(K, torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
             kernel.train_epochs(
-                self.X, self.xmap, self.Y, self.Xv, self.Yv, self.vmap, self.buffer, self.m1, self.m2,
+                self.X, self.xmap, self.Y, self.ymap, self.Xv, self.xvmap, self.Yv, self.yvmap, self.buffer, self.m1, self.m2,
                 self.widths, self.koff, self.boff, self.seeds, self.lr, _ACTIVATIONS[self.arch.activation], self.loss_kind, self.metrics,
                 self.batch_size, epoch, n_epochs, epoch * self.steps, kernel.OPT_ADAM if adam else kernel.OPT_SGD,
-                f32(opt.beta_1 if adam else 0.0), f32(opt.beta_2 if adam else 0.0), f32(opt.epsilon if adam else 0.0),
-                f32(0.0 if adam else opt.momentum), bool(not adam and opt.nesterov),
+                f32(opt.beta_1 if adam else 0.0), f32(opt.beta_2 if adam else 0.0),
+                # 1 - beta as Keras has it: a Python float, then float32 where it meets a tensor
+                f32(1 - opt.beta_1 if adam else 0.0), f32(1 - opt.beta_2 if adam else 0.0), f32(opt.epsilon if adam else 0.0),
+                f32(0.0 if adam else opt.momentum), bool(not adam and opt.nesterov), self.program.streams,
                 *self.program.arrays(), hist, trained,
             )
         self.seconds_per_epoch = (time.perf_counter() - start) / n_epochs
@@ -182,9 +189,23 @@ class CompiledPopulation:
         self.buffer = np.ascontiguousarray(self.buffer[keep])
         self.m1, self.m2 = np.ascontiguousarray(self.m1[keep]), np.ascontiguousarray(self.m2[keep])
         self.seeds, self.lr = self.seeds[keep], self.lr[keep]
-        self.xmap, self.vmap = self.xmap[keep], self.vmap[keep]
+        self.xmap, self.ymap, self.xvmap, self.yvmap = self.xmap[keep], self.ymap[keep], self.xvmap[keep], self.yvmap[keep]
         self.program = self.program.select(keep)
         self._views()
+
+
+# The hooks the kernel does the work of; a technique whose compiled form is "epochs" has none.
+STEP_HOOKS = ("penalty", "hidden", "targets", "before_update", "after_update")
+
+
+def check_between_epochs(members, pieces) -> None:
+    """Refuse a technique declared ``compiled = "epochs"`` whose piece acts inside a step: the
+    kernel would skip that hook. ``pieces`` are ``stack_pieces``'s, one per technique by name."""
+    kinds = sorted({type(t) for m in members for t in m.techniques}, key=lambda k: k.name)
+    for kind, piece in zip(kinds, pieces):
+        hooks = [hook for hook in STEP_HOOKS if piece.implements(hook)]
+        if kind.compiled == "epochs" and hooks:
+            raise ValueError(f"technique {kind.name!r}: declares compiled = 'epochs' (it acts between epochs), but its piece implements {', '.join(hooks)}; declare 'steps' and compile(), or no compiled form")
 
 
 def _sets(t: torch.Tensor, K: int) -> tuple[np.ndarray, np.ndarray]:

@@ -4,15 +4,15 @@ Each member is its own loop (``prange`` over members): its forward pass, backwar
 gradients, optimizer step and update transforms are written out element by element in a fixed
 order, reading only its own rows of every array. Nothing it computes depends on which members
 share the call, how many threads run it or where its rows sit in memory, so purity holds by
-construction. The loops never reorder a sum (no ``fastmath``); LLVM still vectorizes the inner
-loops, which run over independent output elements.
+construction. The loops never reorder a sum (of fast-math, only FMA contraction: see
+:func:`njit`); LLVM still vectorizes the inner loops, which run over independent output elements.
 
 The kernel knows no technique. It runs a fixed vocabulary of generic operations whose strengths
 are per-member arrays (a zero strength is the identity, and is skipped): a kernel penalty
 ``|w|`` and one ``w**2`` per layer, a Bernoulli mask, a multiplicative and an additive normal
 noise on each layer's activations, a shrink factor before the update, a column-norm bound and a
 soft threshold after it, and an affine map of the targets. Techniques fill these in
-(:mod:`reglab.engine.compiled`).
+(:mod:`reglab.engine.compiled`), the random streams their noise is keyed by included.
 
 Randomness is reglab's counter-based keys (:mod:`reglab.engine.rng`) written out here bit for bit:
 the same row orders and dropout masks as the eager path.
@@ -369,11 +369,19 @@ def _row_metric(kind, z, y, O):
             pred = np.float32(1.0) if _sigmoid(z[o]) > np.float32(0.5) else np.float32(0.0)
             hit += 1.0 if pred == y[o] else 0.0
         return hit / O
-    if kind == METRIC_CAT_ACC:
-        best, truth = 0, 0
+    if kind == METRIC_CAT_ACC:  # the argmax of the softmax (as Keras's), which rounding may tie
+        top = z[0]
         for o in range(1, O):
-            if z[o] > z[best]:
-                best = o
+            top = max(top, z[o])
+        total = np.float32(0.0)
+        for o in range(O):
+            total += np.exp(z[o] - top)
+        best, truth = 0, 0
+        best_p = np.exp(z[0] - top) / total
+        for o in range(1, O):
+            p = np.exp(z[o] - top) / total
+            if p > best_p:
+                best, best_p = o, p
             if y[o] > y[truth]:
                 truth = o
         return 1.0 if best == truth else 0.0
@@ -444,7 +452,7 @@ def _penalties_and_gradients(params, grad, widths, koff, l1, l2):
 
 
 @njit
-def _mask_and_noise(out, f, noise, seed, epoch, step, layer, drop_threshold, drop_keep, gd_std, gn_std):
+def _mask_and_noise(out, f, noise, seed, epoch, step, layer, streams, drop_threshold, drop_keep, gd_std, gn_std):
     """Hidden layer ``layer``'s training-time noise on ``out`` (B, units), in the order of the
     techniques' names: a Bernoulli mask, multiplicative noise, additive noise; ``f`` gets the
     product of the multiplicative factors (for the backward pass)."""
@@ -453,31 +461,31 @@ def _mask_and_noise(out, f, noise, seed, epoch, step, layer, drop_threshold, dro
     flat_out, flat_f = out.reshape(n), f.reshape(n)
     for i in range(n):
         flat_f[i] = np.float32(1.0)
-    if drop_threshold > 0:  # kept units scaled up by 1 / keep
-        _keep_mask(_noise_key(seed, 1, epoch, step, layer), n, drop_threshold, noise)
+    if drop_keep < 1:  # kept units scaled up by 1 / keep (keyed by the hidden layer's index)
+        _keep_mask(_noise_key(seed, streams[0], epoch, step, layer), n, drop_threshold, noise)
         for i in range(n):
             flat_out[i] = (flat_out[i] * noise[i]) / drop_keep
             flat_f[i] = noise[i] / drop_keep
-    if gd_std > 0:
-        _normal(_noise_key(seed, 3, epoch, step, layer + 1), n, noise)
+    if gd_std > 0:  # (noise is keyed by the layer's index counting the inputs as 0)
+        _normal(_noise_key(seed, streams[1], epoch, step, layer + 1), n, noise)
         for i in range(n):
             m = np.float32(1.0) + noise[i] * gd_std
             flat_out[i] = flat_out[i] * m
             flat_f[i] = flat_f[i] * m
     if gn_std > 0:
-        _normal(_noise_key(seed, 2, epoch, step, layer + 1), n, noise)
+        _normal(_noise_key(seed, streams[2], epoch, step, layer + 1), n, noise)
         for i in range(n):
             flat_out[i] = flat_out[i] + noise[i] * gn_std
 
 
 @njit
-def _update(params, grad, m1, m2, t, lr, opt_kind, beta_1, beta_2, epsilon, momentum, nesterov):
-    """One step of Keras's Adam or SGD on the whole flat buffer (see optimizers.py)."""
+def _update(params, grad, m1, m2, t, lr, opt_kind, beta_1, beta_2, c1, c2, epsilon, momentum, nesterov):
+    """One step of Keras's Adam or SGD on the whole flat buffer (see optimizers.py); ``c1``, ``c2``
+    are ``1 - beta`` as Keras computes them (in double precision, then float32)."""
     one = np.float32(1.0)
     P = params.shape[0]
     if opt_kind == OPT_ADAM:
         alpha = lr * np.sqrt(one - beta_2 ** np.float32(t)) / (one - beta_1 ** np.float32(t))
-        c1, c2 = one - beta_1, one - beta_2
         for i in range(P):
             gi = grad[i]
             m1[i] = m1[i] * beta_1 + gi * c1
@@ -499,7 +507,7 @@ def _update(params, grad, m1, m2, t, lr, opt_kind, beta_1, beta_2, epsilon, mome
 @njit
 def _member_epochs(
     X, Y, Xv, Yv, params, m1, m2, widths, koff, boff, seed, lr, act, loss_kind, metrics, batch_size,
-    epoch0, n_epochs, steps_done, opt_kind, beta_1, beta_2, epsilon, momentum, nesterov,
+    epoch0, n_epochs, steps_done, opt_kind, beta_1, beta_2, c1, c2, epsilon, momentum, nesterov, streams,
     drop_threshold, drop_keep, gd_std, gn_std, l1, l2, decay, decay_bias, max_norm, prox, smooth_keep, smooth_add,
     hist,
 ):
@@ -549,7 +557,7 @@ def _member_epochs(
                 for c in range(C):
                     hr[c] = xr[c]
             if gn_std[0] > 0:  # noise on the inputs
-                _normal(_noise_key(seed, 2, epoch, step, 0), B * C, noise)
+                _normal(_noise_key(seed, streams[2], epoch, step, 0), B * C, noise)
                 flat = h.reshape(B * C)
                 for i in range(B * C):
                     flat[i] = flat[i] + noise[i] * gn_std[0]
@@ -563,7 +571,7 @@ def _member_epochs(
                 _activate(act, out)
                 a = _mat(pre, aoff[layer + 1], B, n_out)
                 a[:, :] = out
-                _mask_and_noise(out, _mat(factor, aoff[layer + 1], B, n_out), noise, seed, epoch, step, layer,
+                _mask_and_noise(out, _mat(factor, aoff[layer + 1], B, n_out), noise, seed, epoch, step, layer, streams,
                                 drop_threshold[layer], drop_keep[layer], gd_std[layer], gn_std[layer + 1])
             # -- the loss and its gradient -------------------------------------------------------
             logits = _mat(acts, aoff[L], B, O)
@@ -608,7 +616,7 @@ def _member_epochs(
                         bias = params[boff[layer] : boff[layer] + widths[layer + 1]]
                         for i in range(bias.shape[0]):
                             bias[i] = bias[i] * shrink
-            _update(params, grad, m1, m2, steps_done + e * steps + step + 1, lr, opt_kind, beta_1, beta_2, epsilon, momentum, nesterov)
+            _update(params, grad, m1, m2, steps_done + e * steps + step + 1, lr, opt_kind, beta_1, beta_2, c1, c2, epsilon, momentum, nesterov)
             for layer in range(L - 1):  # a bound on each hidden unit's incoming norm
                 if max_norm[layer] > 0:
                     n_in, n_out = widths[layer], widths[layer + 1]
@@ -671,18 +679,20 @@ def _member_epochs(
 
 @njit(parallel=True, nogil=True)
 def train_epochs(
-    X, xmap, Y, Xv, Yv, vmap, params, m1, m2, widths, koff, boff, seeds, lr, act, loss_kind, metrics, batch_size,
-    epoch0, n_epochs, steps_done, opt_kind, beta_1, beta_2, epsilon, momentum, nesterov,
+    X, xmap, Y, ymap, Xv, xvmap, Yv, yvmap, params, m1, m2, widths, koff, boff, seeds, lr, act, loss_kind, metrics, batch_size,
+    epoch0, n_epochs, steps_done, opt_kind, beta_1, beta_2, c1, c2, epsilon, momentum, nesterov, streams,
     drop_threshold, drop_keep, gd_std, gn_std, l1, l2, decay, decay_bias, max_norm, prox, smooth_keep, smooth_add,
     hist, trained,
 ):
     """Train every member (row k of params, m1, m2, the settings and hist) for up to n_epochs
     epochs from epoch0; trained[k] gets how many it trained (fewer: its loss became non-finite).
-    X, Y are (n_sets, N, C): member k trains on set xmap[k], validates on set vmap[k]."""
+    X, Y, Xv, Yv are (n_sets, N, columns): member k trains on X[xmap[k]] and Y[ymap[k]] and
+    validates on Xv[xvmap[k]] and Yv[yvmap[k]] (one shared set, or one set per member, each alike).
+    ``streams`` holds the random streams of the mask, the multiplicative and the additive noise."""
     for k in prange(params.shape[0]):
         trained[k] = _member_epochs(
-            X[xmap[k]], Y[xmap[k]], Xv[vmap[k]], Yv[vmap[k]], params[k], m1[k], m2[k], widths, koff, boff, seeds[k], lr[k],
-            act, loss_kind, metrics, batch_size, epoch0, n_epochs, steps_done, opt_kind, beta_1, beta_2, epsilon, momentum, nesterov,
+            X[xmap[k]], Y[ymap[k]], Xv[xvmap[k]], Yv[yvmap[k]], params[k], m1[k], m2[k], widths, koff, boff, seeds[k], lr[k],
+            act, loss_kind, metrics, batch_size, epoch0, n_epochs, steps_done, opt_kind, beta_1, beta_2, c1, c2, epsilon, momentum, nesterov, streams,
             drop_threshold[k], drop_keep[k], gd_std[k], gn_std[k], l1[k], l2[k], decay[k], decay_bias[k], max_norm[k], prox[k],
             smooth_keep[k], smooth_add[k], hist[k],
         )

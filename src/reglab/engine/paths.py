@@ -38,11 +38,22 @@ def why_not_compiled(techniques: Sequence, arch, device: str = "cpu") -> str | N
     if arch.activation not in COMPILED_ACTIVATIONS:
         return f"activation {arch.activation!r} has no compiled form (compiled: {', '.join(COMPILED_ACTIVATIONS)})"
     for t in techniques:
-        if type(t).compiled is None:
+        if not has_compiled_form(type(t)):
             return f"technique {type(t).name!r} has no compiled form"
     if not numba_available():
         return "numba is not installed (pip install numba)"
     return None
+
+
+def has_compiled_form(cls) -> bool:
+    """Whether technique class ``cls`` trains on the compiled engine: it declares ``compiled``,
+    where it defines ``stack`` or below (a subclass that stacks a piece of its own inherits no
+    compiled form from its parent: the kernel would run the parent's arithmetic)."""
+    if getattr(cls, "compiled", None) is None:
+        return False
+    declares = next(c for c in cls.__mro__ if "compiled" in vars(c))
+    stacks = next((c for c in cls.__mro__ if "stack" in vars(c)), declares)
+    return issubclass(declares, stacks)
 
 
 def member_engine(engine: str, techniques: Sequence, arch, device: str = "cpu") -> str:

@@ -43,7 +43,8 @@ def train(arch: Architecture, members: Sequence[Member], x, y, *, on_epoch_end: 
     ``val_*`` history, ``optimizer="adam"``, ``loss``, ``metrics``, ``clip_probabilities``,
     ``device``, ``initial_params``, ``engine`` (``"auto"``, ``"compiled"`` or ``"eager"``: see
     :mod:`reglab.engine.paths`). ``on_epoch_end(epoch, n_still_training)`` is called after each
-    epoch (on the compiled engine, after the call that trained it).
+    epoch (on the compiled engine, after the call that trained it); members on both engines train
+    as two populations, one after the other, each reporting its own epochs and members.
 
     The loop of a :class:`Trainer`, which does the same one epoch at a time.
     """
@@ -56,17 +57,24 @@ def train(arch: Architecture, members: Sequence[Member], x, y, *, on_epoch_end: 
     if len(groups) <= 1:
         return _train_one(arch, members, x, y, on_epoch_end, settings)
     # Members on both engines (a technique without a compiled form): each group trains alone,
-    # which changes no member's bits, and the results are put back in the members' order.
-    per_member = arrays.features("x", x, arch, len(members)).dim() == 3
+    # which changes no member's bits, and the results are put back in the members' order. Each
+    # array is the members' own (K, N, ...) or shared, each on its own, as the Trainer reads them.
+    K = len(members)
+    X = arrays.features("x", x, arch, K)
+    Y = arrays.targets("y", y, arch, K, X)
+    validation = settings.get("validation_data")
+    if isinstance(validation, (tuple, list)) and len(validation) == 2:
+        Xv = arrays.features("validation_data x", validation[0], arch, K)
+        validation = (Xv, arrays.targets("validation_data y", validation[1], arch, K, Xv))
+    pick = lambda t, index: t[index] if t.dim() == 3 else t  # noqa: E731
     parts = []
     for path, index in groups.items():
         part = {**settings, "engine": path}
         if settings.get("initial_params") is not None:
             part["initial_params"] = [p[index] for p in settings["initial_params"]]
-        if per_member and settings.get("validation_data") is not None:
-            part["validation_data"] = tuple(_member_rows(a, index) for a in settings["validation_data"])
-        xs, ys = (_member_rows(x, index), _member_rows(y, index)) if per_member else (x, y)
-        parts.append((index, _train_one(arch, [members[i] for i in index], xs, ys, on_epoch_end, part)))
+        if isinstance(validation, tuple):
+            part["validation_data"] = tuple(pick(t, index) for t in validation)
+        parts.append((index, _train_one(arch, [members[i] for i in index], pick(X, index), pick(Y, index), on_epoch_end, part)))
     return _merged(arch, members, parts, device)
 
 
@@ -79,11 +87,6 @@ def _train_one(arch, members, x, y, on_epoch_end, settings) -> TrainResult:
             for epoch in range(first, trainer.epoch):
                 on_epoch_end(epoch, n_training)
     return trainer.result()
-
-
-def _member_rows(a, index: list[int]):
-    """The members at ``index`` of per-member data ``(K, N, ...)``."""
-    return a[index] if isinstance(a, torch.Tensor) else np.asarray(a)[index]
 
 
 def _merged(arch: Architecture, members: list[Member], parts: list[tuple[list[int], TrainResult]], device: torch.device) -> TrainResult:
@@ -199,7 +202,9 @@ class Trainer:
         else:
             params = [p.detach().to(device=device, dtype=torch.float32).clone() for p in initial_params]
         if self.engine == "compiled":
-            from .compiled import CompiledPopulation  # numba, only where it trains
+            from .compiled import CompiledPopulation, check_between_epochs  # numba, only where it trains
+
+            check_between_epochs(members, self._pieces)
 
             self._compiled: CompiledPopulation = CompiledPopulation(
                 arch, members, self.X, self.Y, self.Xv, self.Yv, params, self.opt, loss, clip_probabilities, metric_names, self.batch_size

@@ -34,6 +34,7 @@ class Dropout(Technique):
     compiled = "steps"
 
     def compile(self, program, k, arch) -> None:
+        program.streams[0] = self.rng_stream  # the mask's key
         rates = self.per_layer("rate", arch)
         program.drop_threshold[k] = [round(float(np.float32(r)) * 65536) for r in rates]  # as rng.keep_mask rounds it
         program.drop_keep[k] = [1 - np.float32(r) for r in rates]  # float32, as the eager piece's 1.0 - rates

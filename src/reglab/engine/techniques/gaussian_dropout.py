@@ -28,6 +28,7 @@ class GaussianDropout(Technique):
     compiled = "steps"
 
     def compile(self, program, k, arch) -> None:
+        program.streams[1] = self.rng_stream  # the multiplicative noise's key
         program.gd_std[k] = [math.sqrt(r / (1.0 - r)) for r in self.per_layer("rate", arch)]  # Keras: math.sqrt in float64
 
     @classmethod

@@ -39,6 +39,7 @@ class GaussianNoise(Technique):
     compiled = "steps"
 
     def compile(self, program, k, arch) -> None:
+        program.streams[2] = self.rng_stream  # the additive noise's key
         program.gn_std[k] = (float(self.input_stddev), *self.per_layer("stddev", arch))
 
     @classmethod
