@@ -278,6 +278,18 @@ def _clip(x, lo, hi):
     return x if x != x else min(max(x, lo), hi)
 
 
+@njit(inline="always")
+def _softmax_parts(z, O):
+    """The largest logit and the sum of exp(z - largest): softmax(z)[o] = exp(z[o] - top) / total."""
+    top = z[0]
+    for o in range(1, O):
+        top = max(top, z[o])
+    total = np.float32(0.0)
+    for o in range(O):
+        total += np.exp(z[o] - top)
+    return top, total
+
+
 @njit
 def _row_loss(kind, z, y, O, scale, grad, want_grad):
     """The loss of one row (its logits z[0:O], targets y[0:O]); with want_grad, its gradient
@@ -303,12 +315,7 @@ def _row_loss(kind, z, y, O, scale, grad, want_grad):
                     grad[o] = (s - y[o]) * (scale / np.float32(O))
         return loss / O
     if kind == LOSS_CCE_CLIP or kind == LOSS_CCE_LOGITS:
-        top = z[0]
-        for o in range(1, O):
-            top = max(top, z[o])
-        total = np.float32(0.0)
-        for o in range(O):
-            total += np.exp(z[o] - top)
+        top, total = _softmax_parts(z, O)
         if kind == LOSS_CCE_LOGITS:
             lse = np.log(total)
             ysum = np.float32(0.0)
@@ -370,12 +377,7 @@ def _row_metric(kind, z, y, O):
             hit += 1.0 if pred == y[o] else 0.0
         return hit / O
     if kind == METRIC_CAT_ACC:  # the argmax of the softmax (as Keras's), which rounding may tie
-        top = z[0]
-        for o in range(1, O):
-            top = max(top, z[o])
-        total = np.float32(0.0)
-        for o in range(O):
-            total += np.exp(z[o] - top)
+        top, total = _softmax_parts(z, O)
         best, truth = 0, 0
         best_p = np.exp(z[0] - top) / total
         for o in range(1, O):
