@@ -49,11 +49,8 @@ def train(arch: Architecture, members: Sequence[Member], x, y, *, on_epoch_end: 
     The loop of a :class:`Trainer`, which does the same one epoch at a time.
     """
     members = list(members)
-    engine, device = settings.get("engine", "auto"), torch.device(settings.get("device", "cpu"))
-    groups: dict[str, list[int]] = {}
-    for i, m in enumerate(members):
-        path = member_engine(engine, m.techniques, arch, device.type) if isinstance(m, Member) else engine
-        groups.setdefault(path, []).append(i)
+    device = torch.device(settings.get("device", "cpu"))
+    groups = _by_engine(settings.get("engine", "auto"), members, arch, device)
     if len(groups) <= 1:
         return _train_one(arch, members, x, y, on_epoch_end, settings)
     # Members on both engines (a technique without a compiled form): each group trains alone,
@@ -103,9 +100,7 @@ def _merged(arch: Architecture, members: list[Member], parts: list[tuple[list[in
         like = next(q.reports[key] for q in results if key in q.reports)
         return np.full(len(r.members), -1 if like.dtype.kind in "iu" else False, dtype=like.dtype)
 
-    directions = {"loss": "min", **{m.name: m.direction for m in first.metrics}}
-    available = {name: directions[name.removeprefix("val_")] for name in first.history}
-    pieces = stack_pieces([m.techniques for m in members], arch, device, available)
+    pieces = stack_pieces([m.techniques for m in members], arch, device, _log_directions(first.metrics, list(first.history)))
     return TrainResult(
         arch=arch,
         members=members,
@@ -183,10 +178,9 @@ class Trainer:
 
         # History columns: loss, metrics, then the same on validation, as Keras names them; each
         # with its better direction (what a stopping rule may monitor).
-        directions = {"loss": "min", **{m.name: m.direction for m in self.metric_list}}
-        self.train_names = list(directions)
+        self.train_names = ["loss", *(m.name for m in self.metric_list)]
         self.names = self.train_names + ([f"val_{n}" for n in self.train_names] if self.Xv is not None else [])
-        available = {n: directions[n.removeprefix("val_")] for n in self.names}
+        available = _log_directions(self.metric_list, self.names)
 
         for m in members:
             check_member(m.techniques, arch, available)
@@ -458,12 +452,28 @@ def _arrays(arch: Architecture, K: int, x, y, validation_data, validation_split:
     return X.to(device).clone(), Y.to(device).clone(), Xv.to(device).clone(), Yv.to(device).clone()
 
 
+def _log_directions(metrics, names: list[str]) -> dict[str, str]:
+    """Each history column's better direction (what a stopping rule may monitor)."""
+    directions = {"loss": "min", **{m.name: m.direction for m in metrics}}
+    return {name: directions[name.removeprefix("val_")] for name in names}
+
+
+def _by_engine(engine: str, members: Sequence[Member], arch: Architecture, device: torch.device) -> dict[str, list[int]]:
+    """The members' positions by the engine each takes, deciding by its own settings (what is not
+    a Member is left to the Trainer's check, under the engine asked for)."""
+    groups: dict[str, list[int]] = {}
+    for i, m in enumerate(members):
+        path = member_engine(engine, m.techniques, arch, device.type) if isinstance(m, Member) else engine
+        groups.setdefault(path, []).append(i)
+    return groups
+
+
 def _one_engine(engine: str, members: Sequence[Member], arch: Architecture, device: torch.device) -> str:
-    """The engine every member takes (each decides by its own settings); one per population."""
-    engines = {member_engine(engine, m.techniques, arch, device.type) for m in members}
+    """The engine every member takes; one per population."""
+    engines = list(_by_engine(engine, members, arch, device))
     if len(engines) > 1:
         raise ValueError(f"engine: some members train compiled and some eager (engine={engine!r}); train() trains each group apart, or pass engine='eager'")
-    return engines.pop()
+    return engines[0]
 
 
 class _Hooks(NamedTuple):
